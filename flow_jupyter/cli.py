@@ -1,0 +1,136 @@
+"""`flow-jupyter` command line: doctor, toolchain, serve.
+
+Built on traitlets Applications, so every FlowSettings trait is also a flag (``--FlowSettings.root_dir=…``) and the
+same Jupyter config files that configure the server extension configure the CLI.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from jupyter_core.application import JupyterApp
+from traitlets import Bool, Unicode
+
+from . import __version__
+from .config import FlowSettings
+from .health import run_checks
+from .toolchain import NextflowInstall
+
+FLOW_ALIASES = {
+    "root": "FlowSettings.root_dir",
+    "database-url": "FlowSettings.database_url",
+    "executor": "FlowSettings.executor",
+}
+
+
+class FlowCommand(JupyterApp):
+    """Base for subcommands: loads jupyter_server_config files and builds FlowSettings from them."""
+
+    version = __version__
+    classes = [FlowSettings]
+    aliases = FLOW_ALIASES
+    flags: dict = {}
+
+    @property
+    def config_file_name(self) -> str:
+        return "jupyter_server_config"
+
+    def flow_settings(self) -> FlowSettings:
+        return FlowSettings(parent=self)
+
+
+class DoctorApp(FlowCommand):
+    name = "flow-jupyter-doctor"
+    description = "Check every component Flow needs; one line each with a fix hint; non-zero exit on failure."
+
+    def start(self) -> None:
+        settings = self.flow_settings()
+        report = run_checks(settings)
+        width = max(len(c.name) for c in report.components)
+        for c in report.components:
+            line = f"{c.state:<4} {c.name:<{width}}  {c.detail}"
+            if not c.ok and c.hint:
+                line += f"  — fix: {c.hint}"
+            print(line)
+        print(f"flow-jupyter {__version__}: " + ("healthy" if report.healthy else f"FAILING: {', '.join(report.failing)}"))
+        self.exit(0 if report.healthy else 1)
+
+
+class ToolchainInstallApp(FlowCommand):
+    name = "flow-jupyter-toolchain-install"
+    description = "Use nextflow from PATH when new enough; otherwise assemble the pinned version from Maven Central."
+    force = Bool(False, help="Re-resolve the jars and rewrite the launcher even if Nextflow already works.").tag(
+        config=True
+    )
+    flags = {"force": ({"ToolchainInstallApp": {"force": True}}, "Reinstall even if Nextflow works.")}
+
+    def start(self) -> None:
+        try:
+            NextflowInstall(self.flow_settings()).install(force=self.force)
+        except (RuntimeError, ValueError) as exc:
+            print(f"toolchain install failed: {exc}", file=sys.stderr)
+            self.exit(1)
+
+
+class ToolchainStatusApp(FlowCommand):
+    name = "flow-jupyter-toolchain-status"
+    description = "Show which Nextflow Flow would use."
+
+    def start(self) -> None:
+        install = NextflowInstall(self.flow_settings())
+        status = install.status()
+        print(f"nextflow: {status.describe()}" + ("" if status.usable else f" — not usable: {status.problem}"))
+        print(f"pinned version: {install.settings.nextflow_version}; cache: {install.lib_dir}")
+        self.exit(0 if status.usable else 1)
+
+
+class ToolchainApp(FlowCommand):
+    name = "flow-jupyter-toolchain"
+    description = "Install or inspect the Nextflow toolchain."
+    subcommands = {
+        "install": (ToolchainInstallApp, ToolchainInstallApp.description),
+        "status": (ToolchainStatusApp, ToolchainStatusApp.description),
+    }
+
+    def start(self) -> None:
+        if self.subapp is None:
+            self.print_subcommands()
+            self.exit(2)
+        super().start()
+
+
+class ServeApp(FlowCommand):
+    name = "flow-jupyter-serve"
+    description = "Start JupyterLab with Flow enabled (extra arguments go to `jupyter lab`)."
+    ip = Unicode("127.0.0.1", help="Address JupyterLab listens on.").tag(config=True)
+    aliases = {**FLOW_ALIASES, "ip": "ServeApp.ip"}
+
+    def start(self) -> None:
+        settings = self.flow_settings()
+        env = dict(os.environ, FLOW_ROOT=settings.root_dir, FLOW_EXECUTOR=settings.executor)
+        if settings.database_url:
+            env["FLOW_DATABASE_URL"] = settings.database_url
+        # The extension is enabled by the jupyter_server_config.d file installed with the package.
+        argv = [sys.executable, "-m", "jupyterlab", f"--ip={self.ip}", *self.extra_args]
+        os.execvpe(argv[0], argv, env)
+
+
+class FlowCLI(JupyterApp):
+    name = "flow-jupyter"
+    version = __version__
+    description = "flow_jupyter: Nextflow pipelines on Slurm from Jupyter."
+    subcommands = {
+        "doctor": (DoctorApp, DoctorApp.description),
+        "toolchain": (ToolchainApp, ToolchainApp.description),
+        "serve": (ServeApp, ServeApp.description),
+    }
+
+    def start(self) -> None:
+        if self.subapp is None:
+            self.print_subcommands()
+            self.exit(2)
+        super().start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    FlowCLI.launch_instance(argv)
