@@ -22,6 +22,9 @@ class FlowApp(ExtensionApp):
         self.settings["flow"] = self.flow
         self.log.info("Flow %s: root %s, executor %s", __version__, settings.root_dir, settings.executor)
 
+    async def stop_extension(self) -> None:
+        self.flow.close()
+
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
 

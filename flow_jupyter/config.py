@@ -165,6 +165,31 @@ class FlowSettings(Configurable):
         help="""Seconds a health report is reused, so frequent probes (load balancers, Kubernetes) do not start a
         JVM each time. 0 disables caching.""",
     ).tag(config=True)
+    # --- Data, uploads, API --------------------------------------------------------------------------------------
+    max_upload_bytes = Integer(
+        1 << 40, help="Largest single upload accepted (tus Upload-Length), in bytes. Default 1 TiB."
+    ).tag(config=True)
+    default_quota_bytes = Integer(
+        0, help="Storage quota per user in bytes (sum of their data files and open uploads); 0 = unlimited. "
+        "A user row's quota_bytes overrides it."
+    ).tag(config=True)
+    min_free_upload_bytes = Integer(
+        256 << 20, help="Free disk space that uploads must leave under root_dir, in bytes (else 507)."
+    ).tag(config=True)
+    upload_expiry_seconds = Integer(
+        7 * 24 * 3600, help="Seconds an unfinished upload is kept after its last chunk (tus Upload-Expires)."
+    ).tag(config=True)
+    upload_cleanup_interval = Float(
+        600.0, help="Seconds between runs of the periodic task that collects expired uploads and zips."
+    ).tag(config=True)
+    page_size_default = Integer(50, help="Items per page of a list when the client gives no limit.").tag(config=True)
+    page_size_max = Integer(1000, help="Largest page a client may ask for.").tag(config=True)
+    test_identity_header = Unicode(
+        "",
+        help="""TESTS ONLY. When set, the caller's user name is read from this request header (after the normal
+        Jupyter authentication) so one test server can act as several users. Never set this in production.""",
+    ).tag(config=True)
+
     @property
     def root(self) -> Path:
         return Path(self.root_dir)

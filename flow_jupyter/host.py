@@ -1,17 +1,76 @@
 """What both hosts (the single-user extension and the hub service) set up once and hand to every handler."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from .config import FlowSettings
+from .data.storage import Storage
+from .db import Database
+from .errors import FlowError
 from .health import CachedHealth
+from .identity import Actor, Identity, resolve
+from .metrics import POOLS
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class FlowHost:
     settings: FlowSettings
     health: CachedHealth = field(init=False)
+    db: Database = field(init=False)
+    storage: Storage = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings.root.mkdir(parents=True, exist_ok=True)
         self.health = CachedHealth(self.settings)
+        self.storage = Storage(self.settings.root_dir)
+        self.storage.prepare()
+        self.db = Database(self.settings.resolved_database_url())
+        POOLS.watch("flow", self.db.engine)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+        try:
+            self.ensure_schema()
+        except FlowError as exc:  # keep Jupyter up; health reports the database, the API answers 503
+            log.error("Flow: %s", exc.message)
+
+    def ensure_schema(self) -> None:
+        """Migrate the database once; retried on later calls while the database is unreachable."""
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            try:
+                self.db.migrate()
+            except OperationalError as exc:
+                raise FlowError(503, "database_unavailable", f"Flow's database is unavailable: "
+                                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
+            self._migrated = True
+
+    def run_as(self, identity: Identity, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a service function ``fn(session, actor, *args)`` in one transaction (blocking; see `call`)."""
+        self.ensure_schema()
+        with self.db.session() as session:
+            actor: Actor = resolve(session, identity)
+            return fn(session, actor, *args, **kwargs)
+
+    async def call(self, identity: Identity, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`run_as` on a worker thread, so the event loop never waits on the database or the filesystem."""
+        return await asyncio.to_thread(self.run_as, identity, fn, *args, **kwargs)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+SessionFn = Callable[[Session, Actor], Any]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 TINY_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "tiny"
+TEST_USER_HEADER = "X-Flow-Test-User"
 
 # The assembled `nextflow` launcher and the PyPI tools (multiqc, ultraplex) live beside this interpreter.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -41,6 +43,25 @@ def postgres_url() -> str:
     return os.environ.get("FLOW_TEST_DATABASE_URL") or _script("postgres.sh", "start").splitlines()[-1]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, flow_root: Path) -> str:
+    """Each test that uses Flow's database runs twice: on the embedded SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{flow_root / 'flow.sqlite'}"
+        return
+    import sqlalchemy
+
+    base = request.getfixturevalue("postgres_url")
+    name = f"flowtest_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture
 def flow_root(tmp_path: Path) -> Path:
     root = tmp_path / "flow-root"
@@ -49,9 +70,19 @@ def flow_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def flow_config(flow_root: Path) -> dict:
-    """FlowSettings for a test server; tests update it before the server starts."""
-    return {"root_dir": str(flow_root), "health_cache_seconds": 0.0}
+def flow_config(flow_root: Path, database_url: str) -> dict:
+    """FlowSettings for a test server; fixtures listed before `jp_fetch` may update it before the server starts.
+    The test identity header lets one server act for several users (see tests/flowapi.py)."""
+    return {"root_dir": str(flow_root), "database_url": database_url, "health_cache_seconds": 0.0,
+            "test_identity_header": TEST_USER_HEADER}
+
+
+@pytest.fixture
+def api(jp_fetch) -> "FlowAPI":
+    """Flow's REST API on the test server, as any user: `await api.as_user("alice").post("projects", {...})`."""
+    from flowapi import FlowAPI
+
+    return FlowAPI(jp_fetch)
 
 
 @pytest.fixture

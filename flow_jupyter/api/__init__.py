@@ -1,6 +1,16 @@
 """Thin REST handlers under /flow/api/, one module per resource; `default_handlers` collects them."""
 from __future__ import annotations
 
-from . import health
+from . import datafiles, downloads, groups, health, metrics, projects, samples, shares, uploads
 
-default_handlers: list[tuple] = [*health.default_handlers]
+default_handlers: list[tuple] = [
+    *health.default_handlers,
+    *metrics.default_handlers,
+    *groups.default_handlers,
+    *projects.default_handlers,
+    *samples.default_handlers,
+    *datafiles.default_handlers,
+    *shares.default_handlers,
+    *uploads.default_handlers,
+    *downloads.default_handlers,
+]

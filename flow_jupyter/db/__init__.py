@@ -1,1 +1,4 @@
-"""Flow's database: SQLAlchemy 2 engine and sessions (models and migrations arrive with the data layer)."""
+"""Flow's database: SQLAlchemy 2 models, engine/session set-up and Alembic migrations."""
+from .database import Database
+
+__all__ = ["Database"]

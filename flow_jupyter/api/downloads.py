@@ -1,0 +1,2 @@
+"""(being written)"""
+default_handlers: list[tuple] = []

@@ -1,0 +1,20 @@
+"""GET /flow/api/metrics: Flow's Prometheus metrics (text exposition format)."""
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado import web
+
+from ..metrics import REGISTRY
+from .base import FlowHandler
+
+
+class MetricsHandler(FlowHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(REGISTRY))
+
+
+default_handlers = [(r"/flow/api/metrics", MetricsHandler)]
