@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ..db.models import DataFile, Origin
+from .. import permissions
+from ..db.models import DataFile, Origin, Project
+from ..errors import bad_request
+from ..identity import Actor
+from .lookup import sample_in_project, valid_id
+from .paging import page
+from .storage import Storage, safe_filename
 
 # Compound extensions first, so "reads.fastq.gz" is "fastq", not "gz".
 FILE_TYPES = [
@@ -67,3 +74,63 @@ def datafile_json(datafile: DataFile) -> dict[str, Any]:
         "execution": datafile.execution_id,
         "created_at": datafile.created_at.isoformat(),
     }
+
+
+def list_files(
+    session: Session,
+    actor: Actor,
+    after: str | None,
+    limit: int,
+    *,
+    project: int | None = None,
+    sample: int | None = None,
+    name_prefix: str | None = None,
+    file_type_: str | None = None,
+) -> dict[str, Any]:
+    """Visible data files, filtered, in id order, one keyset page at a time."""
+    query = select(DataFile).where(permissions.visible_datafiles(actor))
+    if project is not None:
+        query = query.where(DataFile.project_id == valid_id(project, "project", "project"))
+    if sample is not None:
+        query = query.where(DataFile.sample_id == valid_id(sample, "sample", "sample"))
+    if name_prefix:
+        query = query.where(DataFile.filename.startswith(name_prefix, autoescape=True))
+    if file_type_:
+        query = query.where(DataFile.file_type == file_type_)
+    return page(session, query, DataFile.id, after, limit, datafile_json)
+
+
+def get_file(session: Session, actor: Actor, datafile_id: int) -> dict[str, Any]:
+    return datafile_json(permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "view"))
+
+
+def update_file(session: Session, actor: Actor, datafile_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Rename, attach to a sample, or move to another project (edit rights on both projects)."""
+    datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "edit")
+    if "filename" in body:
+        name = safe_filename(body["filename"], fallback="")
+        if not name:
+            raise bad_request("That is not a usable file name.", field="/filename")
+        datafile.filename = name
+        datafile.file_type = file_type(name)
+    target = session.get(Project, datafile.project_id)
+    if "project" in body and body["project"] != datafile.project_id:
+        target = permissions.require_project(session, actor, valid_id(body["project"], "project", "/project"),
+                                             "edit")
+        datafile.project_id = target.id
+        datafile.sample_id = None
+    if "sample" in body:
+        datafile.sample_id = sample_in_project(session, body["sample"], target)
+    session.flush()
+    return datafile_json(datafile)
+
+
+def delete_file(session: Session, actor: Actor, datafile_id: int, storage: Storage) -> None:
+    """Delete the row; the bytes are removed only once the deletion is committed."""
+    datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "edit")
+    path = storage.resolve(datafile.storage_path)
+    from .shares import drop_shares_of
+
+    drop_shares_of(session, "datafile", datafile.id)
+    session.delete(datafile)
+    event.listen(session, "after_commit", lambda _session: path.unlink(missing_ok=True), once=True)

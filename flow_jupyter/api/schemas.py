@@ -1,0 +1,35 @@
+"""JSON schemas of request bodies: unknown fields are refused, so a typo is a 400 naming it, not a silent no-op."""
+from __future__ import annotations
+
+from typing import Any
+
+NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+OPTIONAL_ID = {"anyOf": [ID, {"type": "null"}]}
+VISIBILITY = {"enum": ["private", "group", "public"]}
+LEVEL = {"enum": ["view", "edit", "share"]}
+
+
+def body(properties: dict[str, Any], required: list[str] | None = None, min_properties: int = 0) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False,
+            "minProperties": min_properties}
+
+
+PROJECT_FIELDS = {"name": NAME, "description": {"type": "string", "maxLength": 10_000}, "visibility": VISIBILITY,
+                  "group": OPTIONAL_ID}
+PROJECT_CREATE = body(PROJECT_FIELDS, ["name"])
+PROJECT_UPDATE = body(PROJECT_FIELDS, min_properties=1)
+
+SAMPLE_FIELDS = {"name": NAME, "metadata": {"type": "object"}}
+SAMPLE_CREATE = body(SAMPLE_FIELDS, ["name"])
+SAMPLE_UPDATE = body(SAMPLE_FIELDS, min_properties=1)
+
+FILE_UPDATE = body({"filename": {"type": "string", "minLength": 1, "maxLength": 1024}, "project": ID,
+                    "sample": OPTIONAL_ID}, min_properties=1)
+
+SHARE_CREATE = body({"object_type": {"enum": ["project", "datafile"]}, "object_id": ID, "user": NAME, "group": ID,
+                     "level": LEVEL}, ["object_type", "object_id"])
+SHARE_UPDATE = body({"level": LEVEL}, ["level"])
+
+GROUP_CREATE = body({"name": NAME}, ["name"])
+MEMBER_SET = body({"user": NAME, "role": {"enum": ["member", "admin"]}}, ["user"])

@@ -1,0 +1,99 @@
+"""Groups and memberships. In the hub, groups come from JupyterHub (identity.resolve syncs them); in single-user
+mode and for lab-made teams they are managed here. Group admins manage members."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db.models import Group, Membership, Role
+from ..errors import FlowError, bad_request, conflict, not_found
+from ..identity import Actor
+from .lookup import group_by_id, user_by_name
+from .paging import page
+
+
+def group_json(session: Session, group: Group, with_members: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": group.id, "name": group.name, "created_at": group.created_at.isoformat()}
+    if with_members:
+        body["members"] = [{"user": m.user.name, "role": m.role.value}
+                           for m in sorted(group.memberships, key=lambda m: m.user.name)]
+    return body
+
+
+def _visible_group(session: Session, actor: Actor, group_id: int) -> Group:
+    group = group_by_id(session, group_id)
+    if not actor.is_admin and group.id not in actor.group_ids:
+        raise not_found("group")
+    return group
+
+
+def _require_group_admin(session: Session, actor: Actor, group_id: int) -> Group:
+    group = _visible_group(session, actor, group_id)
+    if not actor.is_admin and group.id not in actor.admin_group_ids:
+        raise FlowError(403, "forbidden", "Only the group's admins may do that.")
+    return group
+
+
+def create_group(session: Session, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+    if session.scalar(select(Group.id).where(Group.name == body["name"])) is not None:
+        raise conflict(f"A group called '{body['name']}' exists.", field="/name", reason="duplicate_name")
+    group = Group(name=body["name"])
+    session.add(group)
+    session.flush()
+    session.add(Membership(user_id=actor.user_id, group_id=group.id, role=Role.admin))
+    session.flush()
+    session.refresh(group)
+    return group_json(session, group, with_members=True)
+
+
+def list_groups(session: Session, actor: Actor, after: str | None, limit: int) -> dict[str, Any]:
+    query = select(Group)
+    if not actor.is_admin:
+        query = query.where(Group.id.in_(actor.group_ids or [-1]))
+    return page(session, query, Group.id, after, limit, lambda g: group_json(session, g))
+
+
+def get_group(session: Session, actor: Actor, group_id: int) -> dict[str, Any]:
+    return group_json(session, _visible_group(session, actor, group_id), with_members=True)
+
+
+def delete_group(session: Session, actor: Actor, group_id: int) -> None:
+    session.delete(_require_group_admin(session, actor, group_id))
+
+
+def set_member(session: Session, actor: Actor, group_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    group = _require_group_admin(session, actor, group_id)
+    user = user_by_name(session, body["user"])
+    membership = session.get(Membership, (user.id, group.id))
+    created = membership is None
+    if created:
+        membership = Membership(user_id=user.id, group_id=group.id, role=Role(body.get("role", "member")))
+        session.add(membership)
+    elif "role" in body:
+        membership.role = Role(body["role"])
+    session.flush()
+    _keep_an_admin(session, group)
+    session.refresh(group)
+    return group_json(session, group, with_members=True), created
+
+
+def remove_member(session: Session, actor: Actor, group_id: int, user_name: str) -> None:
+    """Group admins remove anyone; a member may leave. The last admin cannot leave an inhabited group."""
+    group = _visible_group(session, actor, group_id)
+    user = user_by_name(session, user_name, field="user")
+    if user.id != actor.user_id:
+        _require_group_admin(session, actor, group_id)
+    membership = session.get(Membership, (user.id, group.id))
+    if membership is None:
+        raise not_found("member", "user")
+    session.delete(membership)
+    session.flush()
+    _keep_an_admin(session, group)
+
+
+def _keep_an_admin(session: Session, group: Group) -> None:
+    roles = session.scalars(select(Membership.role).where(Membership.group_id == group.id)).all()
+    if roles and Role.admin not in roles:
+        raise bad_request("A group needs at least one admin.", field="/role", reason="last_admin")
