@@ -13,8 +13,7 @@ class MetricsHandler(FlowHandler):
     @web.authenticated
     @authorized
     def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(REGISTRY))
+        self.finish(generate_latest(REGISTRY), set_content_type=CONTENT_TYPE_LATEST)
 
 
 default_handlers = [(r"/flow/api/metrics", MetricsHandler)]
