@@ -1,4 +1,4 @@
-"""`flow-jupyter` command line: doctor, toolchain, serve.
+"""`flow-jupyter` command line: doctor, toolchain, serve, backup, restore.
 
 Built on traitlets Applications, so every FlowSettings trait is also a flag (``--FlowSettings.root_dir=…``) and the
 same Jupyter config files that configure the server extension configure the CLI.
@@ -115,6 +115,44 @@ class ServeApp(FlowCommand):
         os.execvpe(argv[0], argv, env)
 
 
+class BackupApp(FlowCommand):
+    name = "flow-jupyter-backup"
+    description = "Back up Flow's database and files into DEST (a new or empty directory), with a sha256 manifest."
+
+    def start(self) -> None:
+        from .backup import create_backup, failure_message
+
+        if len(self.extra_args) != 1:
+            print("usage: flow-jupyter backup DEST [--root=ROOT] [--database-url=URL]", file=sys.stderr)
+            self.exit(2)
+        settings = self.flow_settings()
+        try:
+            summary = create_backup(settings.root, settings.resolved_database_url(), self.extra_args[0])
+        except Exception as exc:  # one line for the operator, never a traceback
+            print(f"backup failed: {failure_message(exc)}", file=sys.stderr)
+            self.exit(1)
+        print(summary.describe("backup"))
+
+
+class RestoreApp(FlowCommand):
+    name = "flow-jupyter-restore"
+    description = "Restore a backup into an empty Flow root and an empty database, then migrate it."
+
+    def start(self) -> None:
+        from .backup import failure_message, restore_backup
+
+        if len(self.extra_args) != 1:
+            print("usage: flow-jupyter restore SRC [--root=ROOT] [--database-url=URL]", file=sys.stderr)
+            self.exit(2)
+        settings = self.flow_settings()
+        try:
+            summary = restore_backup(self.extra_args[0], settings.root, settings.resolved_database_url())
+        except Exception as exc:  # one line for the operator, never a traceback
+            print(f"restore failed: {failure_message(exc)}", file=sys.stderr)
+            self.exit(1)
+        print(summary.describe("restore"))
+
+
 class FlowCLI(JupyterApp):
     name = "flow-jupyter"
     version = __version__
@@ -123,6 +161,8 @@ class FlowCLI(JupyterApp):
         "doctor": (DoctorApp, DoctorApp.description),
         "toolchain": (ToolchainApp, ToolchainApp.description),
         "serve": (ServeApp, ServeApp.description),
+        "backup": (BackupApp, BackupApp.description),
+        "restore": (RestoreApp, RestoreApp.description),
     }
 
     def start(self) -> None:

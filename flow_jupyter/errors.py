@@ -9,17 +9,21 @@ from tornado.web import HTTPError
 
 
 class FlowError(HTTPError):
-    def __init__(self, status: int, reason: str, message: str, field: str | None = None):
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None,
+                 errors: list[dict] | None = None):
         super().__init__(status)
         self.status = status
         self.reason = reason
         self.message = message
         self.field = field
+        self.errors = errors  # every problem, when there is more than one (e.g. all bad params of a form)
 
     def as_json(self) -> dict:
-        error = {"reason": self.reason, "message": self.message}
+        error: dict = {"reason": self.reason, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
+        if self.errors is not None:
+            error["errors"] = self.errors
         return {"error": error}
 
 

@@ -226,3 +226,38 @@ class BackgroundJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Pipeline(Base):
+    """A Nextflow pipeline: a git repository (local path or URL) or a pipeline bundled with Flow."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    source: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(Text, default="")
+    bundled: Mapped[bool] = mapped_column(default=False)
+    curated: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    versions: Mapped[list[PipelineVersion]] = relationship(
+        back_populates="pipeline", cascade="all, delete-orphan", order_by="PipelineVersion.id"
+    )
+
+
+class PipelineVersion(Base):
+    """One pinned revision of a pipeline, with the schema files read from that revision."""
+
+    __tablename__ = "pipeline_versions"
+    __table_args__ = (UniqueConstraint("pipeline_id", "ref", name="uq_pipeline_versions_pipeline_ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
+    ref: Mapped[str] = mapped_column(String(255))
+    commit: Mapped[str] = mapped_column(String(64), default="")
+    path: Mapped[str] = mapped_column(String(1024))
+    schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    samplesheet_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    tower: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    config_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pipeline: Mapped[Pipeline] = relationship(back_populates="versions")

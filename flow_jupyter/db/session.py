@@ -24,8 +24,16 @@ def redact(url: str) -> str:
         return url.split(":", 1)[0] + ":…"
 
 
-def make_engine(url: str, settings: FlowSettings | None = None) -> Engine:
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg2 here (the driver Flow installs), whatever SQLAlchemy's default is."""
     parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, settings: FlowSettings | None = None) -> Engine:
+    parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
