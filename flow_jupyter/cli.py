@@ -1,4 +1,4 @@
-"""`flow-jupyter` command line: doctor, toolchain, serve, backup, restore.
+"""`flow-jupyter` command line: doctor, toolchain, serve, backup, restore, demo-data.
 
 Built on traitlets Applications, so every FlowSettings trait is also a flag (``--FlowSettings.root_dir=…``) and the
 same Jupyter config files that configure the server extension configure the CLI.
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from jupyter_core.application import JupyterApp
-from traitlets import Bool, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from . import __version__
 from .config import FlowSettings
@@ -153,6 +154,29 @@ class RestoreApp(FlowCommand):
         print(summary.describe("restore"))
 
 
+class DemoDataApp(FlowCommand):
+    name = "flow-jupyter-demo-data"
+    description = "Write the demo pipeline's data (reference, reads, sample sheets, barcodes) into DIR."
+    reads = Integer(2000, help="Reads (or read pairs) per synthetic sample.").tag(config=True)
+    seed = Integer(1, help="Random seed; the same seed writes byte-identical files.").tag(config=True)
+    aliases = {**FLOW_ALIASES, "reads": "DemoDataApp.reads", "seed": "DemoDataApp.seed"}
+
+    def start(self) -> None:
+        from .pipelines.demo_data import write_demo_data
+
+        if len(self.extra_args) != 1:
+            print("usage: flow-jupyter demo-data DIR [--reads=N] [--seed=N]", file=sys.stderr)
+            self.exit(2)
+        try:
+            written = write_demo_data(Path(self.extra_args[0]), reads_per_sample=self.reads, seed=self.seed)
+        except (OSError, ValueError) as exc:  # e.g. bowtie2-examples not installed: one line, no traceback
+            print(f"demo-data failed: {exc}", file=sys.stderr)
+            self.exit(1)
+        width = max(len(key) for key in written)
+        for key, path in written.items():
+            print(f"{key:<{width}}  {path}")
+
+
 class FlowCLI(JupyterApp):
     name = "flow-jupyter"
     version = __version__
@@ -163,6 +187,7 @@ class FlowCLI(JupyterApp):
         "serve": (ServeApp, ServeApp.description),
         "backup": (BackupApp, BackupApp.description),
         "restore": (RestoreApp, RestoreApp.description),
+        "demo-data": (DemoDataApp, DemoDataApp.description),
     }
 
     def start(self) -> None:

@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from traitlets import Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 #: Characters allowed in a value that ends up on an ``#SBATCH`` line. No newline, no quote, no shell syntax.
@@ -182,8 +182,17 @@ class FlowSettings(Configurable):
     upload_cleanup_interval = Float(
         600.0, help="Seconds between runs of the periodic task that collects expired uploads and zips."
     ).tag(config=True)
+    zip_expiry_seconds = Integer(
+        24 * 3600, help="Seconds a deferred bulk-download zip is kept after it was built."
+    ).tag(config=True)
     page_size_default = Integer(50, help="Items per page of a list when the client gives no limit.").tag(config=True)
     page_size_max = Integer(1000, help="Largest page a client may ask for.").tag(config=True)
+    allow_host_paths = Bool(
+        True,
+        help="""Whether pipeline parameters and sample sheets may name files by host path, besides Flow data files
+        (flow://datafile/<id>). Convenient on a single-user HPC login; set False for a multi-user hub, where only
+        data files the user may read can reach a pipeline.""",
+    ).tag(config=True)
     test_identity_header = Unicode(
         "",
         help="""TESTS ONLY. When set, the caller's user name is read from this request header (after the normal

@@ -17,7 +17,9 @@ from .db import Database
 from .errors import FlowError
 from .health import CachedHealth
 from .identity import Actor, Identity, resolve
+from .jobs import PeriodicTask, PeriodicTasks
 from .metrics import POOLS
+from .pipelines.registry import ensure_bundled
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class FlowHost:
         self.storage = Storage(self.settings.root_dir)
         self.storage.prepare()
         self.db = Database(self.settings.resolved_database_url())
+        self.periodic: PeriodicTasks | None = None
         POOLS.watch("flow", self.db.engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
@@ -53,10 +56,24 @@ class FlowHost:
                 return
             try:
                 self.db.migrate()
+                with self.db.session() as session:
+                    ensure_bundled(session, self.settings)
             except OperationalError as exc:
                 raise FlowError(503, "database_unavailable", f"Flow's database is unavailable: "
                                 f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
             self._migrated = True
+
+    def start_periodic_tasks(self) -> None:
+        """Housekeeping on the host's event loop: expired uploads and old bulk-download zips."""
+        from .data.downloads import expire_zips
+        from .data.uploads import expire_uploads
+
+        interval = self.settings.upload_cleanup_interval
+        self.periodic = PeriodicTasks(self, [
+            PeriodicTask("expire-uploads", interval, expire_uploads),
+            PeriodicTask("expire-zips", interval, lambda host: expire_zips(host, host.settings.zip_expiry_seconds)),
+        ])
+        self.periodic.start()
 
     def run_as(self, identity: Identity, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a service function ``fn(session, actor, *args)`` in one transaction (blocking; see `call`)."""
@@ -70,6 +87,8 @@ class FlowHost:
         return await asyncio.to_thread(self.run_as, identity, fn, *args, **kwargs)
 
     def close(self) -> None:
+        if self.periodic is not None:
+            self.periodic.stop()
         self.db.dispose()
 
 

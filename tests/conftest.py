@@ -53,9 +53,11 @@ def database_url(request, flow_root: Path) -> str:
 
     base = request.getfixturevalue("postgres_url")
     name = f"flowtest_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    # The superuser of the throwaway cluster (trust auth) creates and force-drops, even past autovacuum workers.
+    superuser = sqlalchemy.make_url(base).set(username="postgres", password=None, database="postgres")
+    admin = sqlalchemy.create_engine(superuser, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}" OWNER flow'))
     yield base.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

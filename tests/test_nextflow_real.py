@@ -64,6 +64,22 @@ def test_tiny_pipeline_runs_with_the_local_executor(tmp_path: Path) -> None:
 
 
 @pytest.mark.nextflow
+def test_a_resumed_run_takes_every_task_from_the_cache(tmp_path: Path) -> None:
+    run_dir, params = _arrange_run(tmp_path)
+    first = subprocess.run(_nextflow_argv(run_dir, params), cwd=run_dir, capture_output=True, text=True,
+                           timeout=300, env=_env())
+    assert first.returncode == 0, first.stdout + first.stderr
+    (run_dir / "trace.txt").unlink()
+
+    again = subprocess.run(_nextflow_argv(run_dir, params, "-resume"), cwd=run_dir, capture_output=True, text=True,
+                           timeout=300, env=_env())
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {row["status"] for row in _trace_rows(run_dir)} == {"CACHED"}
+    _assert_outputs(run_dir)
+
+
+@pytest.mark.nextflow
 def test_nextflow_py_drives_the_same_launcher(tmp_path: Path) -> None:
     import nextflow  # refuses to import unless an executable `nextflow` is on PATH
 

@@ -33,3 +33,18 @@ SHARE_UPDATE = body({"level": LEVEL}, ["level"])
 
 GROUP_CREATE = body({"name": NAME}, ["name"])
 MEMBER_SET = body({"user": NAME, "role": {"enum": ["member", "admin"]}}, ["user"])
+
+PIPELINE_CREATE = body({"source": {"type": "string", "minLength": 1, "maxLength": 2048},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "ref": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "description": {"type": "string", "maxLength": 10_000}, "curated": {"type": "boolean"}},
+                       ["source"])
+VERSION_CREATE = body({"ref": {"type": "string", "minLength": 1, "maxLength": 255}}, ["ref"])
+PARAMS_VALIDATE = body({"params": {"type": "object"}}, ["params"])
+SAMPLESHEET_VALIDATE = body({
+    "rows": {"type": "array", "maxItems": 100_000, "items": {"type": "object"}},
+    "content": {"type": "string", "maxLength": 20 * 1024 * 1024},
+    "filename": {"type": "string", "minLength": 1, "maxLength": 255},
+    "datafile": ID,
+    "save": body({"project": ID, "filename": {"type": "string", "minLength": 1, "maxLength": 255}}, ["project"]),
+})

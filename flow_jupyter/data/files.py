@@ -2,6 +2,8 @@
 move between projects, delete. Every query is filtered by permissions.visible_datafiles."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -13,7 +15,7 @@ from ..db.models import DataFile, Origin, Project
 from ..errors import bad_request
 from ..identity import Actor
 from .lookup import sample_in_project, valid_id
-from .paging import page
+from .paging import page, prefix_range
 from .storage import Storage, safe_filename
 
 # Compound extensions first, so "reads.fastq.gz" is "fastq", not "gz".
@@ -59,6 +61,24 @@ def register_file(
     return datafile
 
 
+def store_bytes(session: Session, storage: Storage, *, owner_id: int, project_id: int, sample_id: int | None,
+                filename: str, content: bytes, origin: Origin = Origin.upload) -> DataFile:
+    """Write small content Flow made itself (e.g. a saved sample sheet) and register it; the bytes are in place,
+    fsynced, before the row exists, and removed again if the transaction does not commit."""
+    name = safe_filename(filename)
+    relative = storage.new_relative_path(name)
+    path = storage.resolve(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    event.listen(session, "after_rollback", lambda _s: path.unlink(missing_ok=True), once=True)
+    return register_file(session, owner_id=owner_id, project_id=project_id, sample_id=sample_id, filename=name,
+                         storage_path=relative, size=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                         origin=origin)
+
+
 def datafile_json(datafile: DataFile) -> dict[str, Any]:
     """The public view of a data file (never its storage path)."""
     return {
@@ -87,17 +107,21 @@ def list_files(
     name_prefix: str | None = None,
     file_type_: str | None = None,
 ) -> dict[str, Any]:
-    """Visible data files, filtered, in id order, one keyset page at a time."""
+    """Visible data files, filtered, one keyset page at a time: in id order, or in name order for a name search
+    (so the search is one range scan of the (filename, id) index however rare or common the prefix)."""
     query = select(DataFile).where(permissions.visible_datafiles(actor))
     if project is not None:
         query = query.where(DataFile.project_id == valid_id(project, "project", "project"))
     if sample is not None:
         query = query.where(DataFile.sample_id == valid_id(sample, "sample", "sample"))
-    if name_prefix:
-        query = query.where(DataFile.filename.startswith(name_prefix, autoescape=True))
     if file_type_:
         query = query.where(DataFile.file_type == file_type_)
-    return page(session, query, DataFile.id, after, limit, datafile_json)
+    if name_prefix:
+        query = query.where(*prefix_range(DataFile.filename, name_prefix))
+        return page(session, query, [DataFile.filename, DataFile.id], after, limit, datafile_json,
+                    row_key=lambda row: (row.filename, row.id), key_types=(str, int))
+    return page(session, query, [DataFile.id], after, limit, datafile_json)
+
 
 
 def get_file(session: Session, actor: Actor, datafile_id: int) -> dict[str, Any]:

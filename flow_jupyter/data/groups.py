@@ -52,7 +52,7 @@ def list_groups(session: Session, actor: Actor, after: str | None, limit: int) -
     query = select(Group)
     if not actor.is_admin:
         query = query.where(Group.id.in_(actor.group_ids or [-1]))
-    return page(session, query, Group.id, after, limit, lambda g: group_json(session, g))
+    return page(session, query, [Group.id], after, limit, lambda g: group_json(session, g))
 
 
 def get_group(session: Session, actor: Actor, group_id: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..db.models import DataFile, Project, Visibility
 from ..errors import bad_request, conflict
 from ..identity import Actor
 from .lookup import group_by_id, valid_id
-from .paging import page
+from .paging import page, prefix_range
 
 ACCESS = {permissions.VIEW: "view", permissions.EDIT: "edit", permissions.SHARE: "share", permissions.ADMIN: "admin"}
 
@@ -64,8 +64,8 @@ def list_projects(session: Session, actor: Actor, after: str | None, limit: int,
                   name_prefix: str | None = None) -> dict[str, Any]:
     query = select(Project).where(permissions.visible_projects(actor))
     if name_prefix:
-        query = query.where(Project.name.startswith(name_prefix, autoescape=True))
-    return page(session, query, Project.id, after, limit, lambda p: project_json(session, actor, p))
+        query = query.where(*prefix_range(Project.name, name_prefix))
+    return page(session, query, [Project.id], after, limit, lambda p: project_json(session, actor, p))
 
 
 def get_project(session: Session, actor: Actor, project_id: int) -> dict[str, Any]:

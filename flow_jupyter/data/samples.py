@@ -46,7 +46,7 @@ def create_sample(session: Session, actor: Actor, project_id: int, body: dict[st
 
 def list_samples(session: Session, actor: Actor, project_id: int, after: str | None, limit: int) -> dict[str, Any]:
     project = permissions.require_project(session, actor, valid_id(project_id, "project"), "view")
-    return page(session, select(Sample).where(Sample.project_id == project.id), Sample.id, after, limit, sample_json)
+    return page(session, select(Sample).where(Sample.project_id == project.id), [Sample.id], after, limit, sample_json)
 
 
 def get_sample(session: Session, actor: Actor, sample_id: int) -> dict[str, Any]:

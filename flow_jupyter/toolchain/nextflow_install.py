@@ -23,6 +23,19 @@ from ..config import FlowSettings
 from ..proc import CommandError, run
 
 LAUNCHER_MARKER = "# flow-jupyter nextflow launcher"
+LAUNCHER_REVISION = "revision 2"
+# The module openings Nextflow's own launcher passes on Java 9+: without them its task cache (and so -resume)
+# silently fails on Java 17, among other things.
+JVM_OPENS = [
+    f"--add-opens=java.base/{package}=ALL-UNNAMED"
+    for package in (
+        "java.lang", "java.io", "java.nio", "java.net", "java.util", "java.util.concurrent.locks",
+        "java.util.concurrent.atomic", "java.nio.file.spi", "sun.nio.ch", "sun.nio.fs",
+        "sun.net.www.protocol.http", "sun.net.www.protocol.https", "sun.net.www.protocol.ftp",
+        "sun.net.www.protocol.file", "jdk.internal.misc", "jdk.internal.vm", "java.util.regex",
+    )
+]
+JVM_PROPERTIES = ["-Dfile.encoding=UTF-8", "-Djava.awt.headless=true", "-Dcom.sun.security.enableAIAcaIssuers=true"]
 _VERSION = re.compile(r"version\s+(\d+\.\d+\.\d+\S*)")
 # Maven's ways of saying an artifact is not on the repository (fresh look-up, or a failure cached in ~/.m2).
 _MISSING = re.compile(r"(?:Could not find artifact|Failure to find)\s+(\S+)")
@@ -97,19 +110,29 @@ class NextflowInstall:
     def install(self, force: bool = False, log=print) -> NextflowStatus:
         """Make a usable ``nextflow`` available; a no-op when one already is (unless ``force``)."""
         current = self.status()
-        if current.usable and not force and (not current.flow_launcher or self._lib_complete()):
+        if current.usable and not current.flow_launcher and not force:
             log(f"nextflow: {current.describe()} — nothing to do")
             return current
+        with_ours = str(self.bin_dir) + os.pathsep + os.environ.get("PATH", "")
+        if not force and self._lib_complete() and _launcher_is_current(self.launcher_path):
+            ours = self.status(path=with_ours)
+            if ours.usable:
+                log(f"nextflow: {ours.describe()} — nothing to do")
+                self._note_path(log)
+                return ours
         if force or not self._lib_complete():
             self._resolve_jars(log)
         self._write_launcher()
         log(f"nextflow: launcher written to {self.launcher_path}")
-        result = self.status(path=str(self.bin_dir) + os.pathsep + os.environ.get("PATH", ""))
+        result = self.status(path=with_ours)
         if not result.usable:
             raise RuntimeError(f"the assembled Nextflow does not run: {result.problem}")
+        self._note_path(log)
+        return result
+
+    def _note_path(self, log) -> None:
         if self.bin_dir != Path(shutil.which("nextflow") or "/").parent:
             log(f"nextflow: note: put {self.bin_dir} on PATH (e.g. activate this virtual environment)")
-        return result
 
     def _lib_complete(self) -> bool:
         return (self.lib_dir / ".complete").is_file()
@@ -152,13 +175,14 @@ class NextflowInstall:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
         classpath = shlex.quote(str(self.lib_dir) + "/*")
         nxf_home = shlex.quote(self.settings.nxf_home)
+        jvm = " ".join(JVM_PROPERTIES + JVM_OPENS)
         script = "\n".join([
             "#!/bin/sh",
-            LAUNCHER_MARKER,
+            f"{LAUNCHER_MARKER} ({LAUNCHER_REVISION})",
             f"# Nextflow {self.settings.nextflow_version} assembled from Maven Central; runs offline.",
             "export NXF_OFFLINE=true",
             f"export NXF_HOME={nxf_home}",
-            f"exec \"${{JAVA_CMD:-java}}\" $NXF_JVM_ARGS -cp {classpath} nextflow.cli.Launcher \"$@\"",
+            f"exec \"${{JAVA_CMD:-java}}\" {jvm} $NXF_OPTS $NXF_JVM_ARGS -cp {classpath} nextflow.cli.Launcher \"$@\"",
             "",
         ])
         tmp = self.launcher_path.with_name(".nextflow.tmp")
@@ -166,6 +190,14 @@ class NextflowInstall:
         tmp.chmod(0o755)
         tmp.replace(self.launcher_path)
         Path(self.settings.nxf_home).mkdir(parents=True, exist_ok=True)
+
+
+def _launcher_is_current(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return f"{LAUNCHER_MARKER} ({LAUNCHER_REVISION})".encode() in handle.read(512)
+    except OSError:
+        return False
 
 
 def _is_flow_launcher(path: Path) -> bool:

@@ -1,0 +1,276 @@
+"""Pipeline registry: git repositories pinned to commits, and the pipelines bundled with Flow.
+
+Adding a version reads its ``nextflow_schema.json``, the sample-sheet schema its input parameter points at and its
+``tower.yml`` once, and stores them on the version row, so forms and validation never touch git or the disk again.
+A pipeline without a schema gets its parameters from ``nextflow config -flat`` instead.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from .. import __version__
+from ..config import FlowSettings
+from ..data.lookup import valid_id
+from ..data.storage import Storage
+from ..db.models import Pipeline, PipelineVersion
+from ..errors import FlowError, bad_request, conflict, forbidden, not_found
+from ..identity import Actor
+from ..proc import CommandError, run
+from . import git
+from .schema import load_schema, parse_config_flat
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_PREFIX = "bundled:"
+MAX_FILE_BYTES = 2 * 1024 * 1024
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+# --- JSON views -------------------------------------------------------------------------------------------------
+
+def version_json(version: PipelineVersion) -> dict[str, Any]:
+    return {
+        "id": version.id,
+        "pipeline": version.pipeline_id,
+        "ref": version.ref,
+        "commit": version.commit,
+        "has_schema": version.schema is not None,
+        "has_samplesheet_schema": version.samplesheet_schema is not None,
+        "reports": sorted((version.tower or {}).get("reports", {}) or {}),
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+def pipeline_json(pipeline: Pipeline, with_versions: bool = True) -> dict[str, Any]:
+    body = {
+        "id": pipeline.id,
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "source": pipeline.source,
+        "bundled": pipeline.bundled,
+        "curated": pipeline.curated,
+        "created_at": pipeline.created_at.isoformat(),
+    }
+    if with_versions:
+        body["versions"] = [version_json(v) for v in pipeline.versions]
+    return body
+
+
+# --- lookups ----------------------------------------------------------------------------------------------------
+
+def get_pipeline_row(session: Session, pipeline_ref: str | int) -> Pipeline:
+    """A pipeline by id or by name (every signed-in user may see the registry)."""
+    text = str(pipeline_ref)
+    if text.isdigit():
+        pipeline = session.get(Pipeline, valid_id(text, "pipeline"))
+    else:
+        pipeline = session.scalar(select(Pipeline).where(Pipeline.name == text))
+    if pipeline is None:
+        raise not_found("pipeline")
+    return pipeline
+
+
+def get_version_row(session: Session, pipeline_ref: str | int, version_ref: str | int | None) -> PipelineVersion:
+    """A version by id or ref; ``None`` or ``latest`` means the newest registered version."""
+    pipeline = get_pipeline_row(session, pipeline_ref)
+    if not pipeline.versions:
+        raise not_found("pipeline version")
+    if version_ref in (None, "", "latest"):
+        return pipeline.versions[-1]
+    text = str(version_ref)
+    for version in pipeline.versions:
+        if version.ref == text or (text.isdigit() and version.id == int(text)):
+            return version
+    raise not_found("pipeline version")
+
+
+def version_dir(storage: Storage, version: PipelineVersion) -> Path:
+    """Where the pipeline's files for this version are (bundled: inside the package)."""
+    if version.path.startswith(BUNDLED_PREFIX):
+        return BUNDLED_DIR / version.path.removeprefix(BUNDLED_PREFIX)
+    return storage.resolve(version.path)
+
+
+# --- reading a checkout ---------------------------------------------------------------------------------------
+
+def _read_inside(directory: Path, relative: str, what: str) -> bytes | None:
+    """Bytes of a file named by the pipeline itself, refusing paths that leave its directory."""
+    clean = PurePosixPath(relative.strip())
+    if clean.is_absolute() or ".." in clean.parts:
+        raise bad_request(f"{what} path {relative!r} leaves the pipeline.", field="/source", reason="invalid_schema")
+    path = (directory / clean).resolve()
+    if directory.resolve() not in path.parents or not path.is_file():
+        return None
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise FlowError(413, "schema_too_large", f"{relative} is larger than {MAX_FILE_BYTES // 1024} KiB.")
+    return path.read_bytes()
+
+
+def _samplesheet_schema_path(schema: dict[str, Any]) -> str | None:
+    """The ``schema`` keyword of a parameter (nf-core: ``input.schema = assets/schema_input.json``)."""
+    groups = list((schema.get("definitions") or {}).values()) + list((schema.get("$defs") or {}).values())
+    for group in [schema, *groups]:
+        for prop in (group.get("properties") or {}).values():
+            if isinstance(prop, dict) and isinstance(prop.get("schema"), str):
+                return prop["schema"]
+    return None
+
+
+def read_pipeline_files(directory: Path, settings: FlowSettings) -> dict[str, Any]:
+    """Schema, sample-sheet schema, tower.yml and (without a schema) the config's params of one checkout."""
+    found: dict[str, Any] = {"schema": None, "samplesheet_schema": None, "tower": None, "config_params": None}
+    raw = _read_inside(directory, "nextflow_schema.json", "schema")
+    if raw is not None:
+        found["schema"] = load_schema(raw, name="nextflow_schema.json")
+        sheet = _samplesheet_schema_path(found["schema"])
+        if sheet:
+            sheet_raw = _read_inside(directory, sheet, "sample-sheet schema")
+            if sheet_raw is not None:
+                found["samplesheet_schema"] = load_schema(sheet_raw, name=sheet)
+    else:
+        found["config_params"] = config_params(directory, settings)
+    tower = _read_inside(directory, "tower.yml", "tower.yml")
+    if tower is not None:
+        try:
+            parsed = yaml.safe_load(tower)
+        except yaml.YAMLError as exc:
+            raise bad_request(f"tower.yml is not valid YAML: {exc}", field="/source", reason="invalid_tower") from None
+        found["tower"] = parsed if isinstance(parsed, dict) else None
+    return found
+
+
+def config_params(directory: Path, settings: FlowSettings) -> dict[str, Any]:
+    """Params a schema-less pipeline declares: ``nextflow config -flat`` plus ``params.x = literal`` in main.nf."""
+    params: dict[str, Any] = {}
+    main = directory / "main.nf"
+    if main.is_file():
+        params.update(_static_params(main.read_text(errors="replace")))
+    if (directory / "nextflow.config").is_file():
+        env = dict(os.environ, NXF_OFFLINE="true", NXF_ANSI_LOG="false")
+        try:
+            out = run(["nextflow", "-q", "config", "-flat", str(directory)], cwd=str(directory), env=env,
+                      timeout=settings.health_check_timeout * 6)
+            params.update(parse_config_flat(out.stdout))
+        except CommandError as exc:
+            raise bad_request(f"nextflow config failed on this version: {exc.summary()}", field="/ref",
+                              reason="invalid_config") from None
+    return params
+
+
+_STATIC_PARAM = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$", re.M)
+
+
+def _static_params(text: str) -> dict[str, Any]:
+    lines = "\n".join(f"params.{name} = {value}" for name, value in _STATIC_PARAM.findall(text))
+    return parse_config_flat(lines)
+
+
+# --- changes (admins) -------------------------------------------------------------------------------------------
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise forbidden("Only Flow admins may change the pipeline registry.")
+
+
+def add_pipeline(session: Session, actor: Actor, storage: Storage, settings: FlowSettings,
+                 body: dict[str, Any]) -> dict[str, Any]:
+    """Register a git repository and its first version (``ref``; default: the repository's newest tag)."""
+    _require_admin(actor)
+    source = git.check_source(body["source"])
+    refs = git.list_refs(source)
+    name = body.get("name") or PurePosixPath(source.rstrip("/")).name.removesuffix(".git")
+    if not NAME.match(name):
+        raise bad_request("Pipeline names use letters, digits, '_', '-' and '.'.", field="/name")
+    if session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is not None:
+        raise conflict(f"A pipeline called '{name}' exists.", field="/name", reason="duplicate_name")
+    ref = body.get("ref") or next((r.name for r in refs if r.kind == "tag"), None) or "HEAD"
+    pipeline = Pipeline(name=name, source=source, description=body.get("description", ""),
+                        curated=bool(body.get("curated", False)), created_by_id=actor.user_id)
+    session.add(pipeline)
+    session.flush()
+    home = storage.root / "pipelines" / str(pipeline.id)
+    event.listen(session, "after_rollback", lambda _s: shutil.rmtree(home, ignore_errors=True), once=True)
+    git.mirror(source, home / "mirror.git")
+    _add_version(session, storage, settings, pipeline, ref)
+    session.refresh(pipeline)
+    return pipeline_json(pipeline)
+
+
+def add_version(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, pipeline_ref: str,
+                body: dict[str, Any]) -> dict[str, Any]:
+    _require_admin(actor)
+    pipeline = get_pipeline_row(session, pipeline_ref)
+    if pipeline.bundled:
+        raise bad_request("Bundled pipelines get their versions from Flow itself.", field="/ref")
+    git.mirror(pipeline.source, storage.root / "pipelines" / str(pipeline.id) / "mirror.git")
+    return version_json(_add_version(session, storage, settings, pipeline, body["ref"]))
+
+
+def _add_version(session: Session, storage: Storage, settings: FlowSettings, pipeline: Pipeline,
+                 ref: str) -> PipelineVersion:
+    if any(v.ref == ref for v in pipeline.versions):
+        raise conflict(f"Version '{ref}' is registered already.", field="/ref", reason="duplicate_version")
+    mirror_dir = storage.root / "pipelines" / str(pipeline.id) / "mirror.git"
+    commit = git.resolve_ref(mirror_dir, ref)
+    relative = f"pipelines/{pipeline.id}/{commit}"
+    checkout = storage.resolve(relative)
+    if not checkout.exists():
+        git.export(mirror_dir, commit, checkout)
+    files = read_pipeline_files(checkout, settings)
+    version = PipelineVersion(pipeline_id=pipeline.id, ref=ref, commit=commit, path=relative, **files)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def remove_pipeline(session: Session, actor: Actor, storage: Storage, pipeline_ref: str) -> None:
+    _require_admin(actor)
+    pipeline = get_pipeline_row(session, pipeline_ref)
+    if pipeline.bundled:
+        raise bad_request("Bundled pipelines cannot be removed.", reason="bundled")
+    home = storage.root / "pipelines" / str(pipeline.id)
+    session.delete(pipeline)
+    event.listen(session, "after_commit", lambda _s: shutil.rmtree(home, ignore_errors=True), once=True)
+
+
+def ensure_bundled(session: Session, settings: FlowSettings) -> None:
+    """Register every pipeline shipped in ``pipelines/bundled/`` (a version per Flow release)."""
+    for directory in sorted(p for p in BUNDLED_DIR.iterdir() if (p / "main.nf").is_file()):
+        pipeline = session.scalar(select(Pipeline).where(Pipeline.name == directory.name))
+        if pipeline is None:
+            readme = directory / "README.md"
+            summary = readme.read_text().split("\n\n")[1].strip() if readme.is_file() else ""
+            pipeline = Pipeline(name=directory.name, source=BUNDLED_PREFIX + directory.name, bundled=True,
+                                curated=True, description=summary[:1000])
+            session.add(pipeline)
+            session.flush()
+        if not any(v.ref == __version__ for v in pipeline.versions):
+            files = read_pipeline_files(directory, settings)
+            session.add(PipelineVersion(pipeline_id=pipeline.id, ref=__version__, commit="",
+                                        path=BUNDLED_PREFIX + directory.name, **files))
+    session.flush()
+
+
+def list_pipelines(session: Session, actor: Actor) -> dict[str, Any]:
+    pipelines = session.scalars(select(Pipeline).order_by(Pipeline.name)).all()
+    return {"items": [pipeline_json(p) for p in pipelines], "next": None}
+
+
+def get_pipeline(session: Session, actor: Actor, pipeline_ref: str) -> dict[str, Any]:
+    return pipeline_json(get_pipeline_row(session, pipeline_ref))
+
+
+def available_refs(session: Session, actor: Actor, pipeline_ref: str) -> dict[str, Any]:
+    """Tags and branches of the pipeline's repository (for picking a version to register)."""
+    pipeline = get_pipeline_row(session, pipeline_ref)
+    if pipeline.bundled:
+        return {"items": [{"name": v.ref, "kind": "release", "commit": ""} for v in pipeline.versions]}
+    return {"items": [{"name": r.name, "kind": r.kind, "commit": r.commit} for r in git.list_refs(pipeline.source)]}
+

@@ -1,0 +1,206 @@
+"""An upload survives `kill -9` of a real `jupyter server` process: acknowledged chunks are durable, bytes that
+were written but never acknowledged are dropped, and the client resumes from HEAD's offset after a restart.
+
+Runs on the embedded SQLite only: what it checks is the file and process side, not the database backend.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import TEST_USER_HEADER
+from sqlalchemy import create_engine, select
+
+from flow_jupyter.config import FlowSettings
+from flow_jupyter.db.models import DataFile, Project, Upload, UploadState
+from flow_jupyter.host import FlowHost
+from flow_jupyter.identity import Identity
+
+MiB = 1024 * 1024
+TOKEN = uuid.uuid4().hex
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A `jupyter server` child process with Flow enabled by its installed config, on a fixed root and database."""
+
+    def __init__(self, workdir: Path, root: Path, database_url: str):
+        self.workdir, self.root, self.database_url = workdir, root, database_url
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = workdir / "server.log"
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
+                "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={TOKEN}",
+                f"--ServerApp.root_dir={self.workdir}", f"--FlowSettings.root_dir={self.root}",
+                f"--FlowSettings.database_url={self.database_url}",
+                f"--FlowSettings.test_identity_header={TEST_USER_HEADER}"]
+        if os.geteuid() == 0:
+            argv.append("--allow-root")
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
+                   JUPYTER_CONFIG_DIR=str(self.workdir / "config"))
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"jupyter server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if requests.get(f"{self.base}/api/status", headers=self.headers(), timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"jupyter server did not answer within 90 s:\n{self.log.read_text()}")
+
+    def kill_9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    @staticmethod
+    def headers(**extra: str) -> dict[str, str]:
+        return {"Authorization": f"token {TOKEN}", TEST_USER_HEADER: "alice", **extra}
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "sample_R1.fastq.gz"
+    path.write_bytes(os.urandom(20 * MiB + 4321))
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, str, int]:
+    """A Flow root and SQLite database with alice's project in it, made before any server runs."""
+    root = tmp_path / "flow-root"
+    url = f"sqlite:///{root / 'flow.sqlite'}"
+    host = FlowHost(FlowSettings(root_dir=str(root), database_url=url))
+
+    def create(session, actor):
+        project = Project(name="restart", owner_id=actor.user_id)
+        session.add(project)
+        session.flush()
+        return project.id
+
+    project_id = host.run_as(Identity("alice"), create)
+    host.close()
+    return root, url, project_id
+
+
+def _patch(server: Server, location: str, offset: int, data: bytes) -> requests.Response:
+    return requests.patch(server.base + location, data=data, timeout=60, headers=server.headers(**{
+        "Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}))
+
+
+def _head(server: Server, location: str) -> requests.Response:
+    return requests.head(server.base + location, timeout=30, headers=server.headers(**{"Tus-Resumable": "1.0.0"}))
+
+
+def _start_unacknowledged_chunk(server: Server, location: str, offset: int, partial: Path,
+                                data: bytes) -> socket.socket:
+    """Begin a PATCH whose body never finishes, and wait until the server has written part of it to disk."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    head = (f"PATCH {location} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {TOKEN}\r\n"
+            f"{TEST_USER_HEADER}: alice\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: {offset}\r\nContent-Length: {len(data) * 2}\r\n\r\n")
+    sock.sendall(head.encode() + data)
+    deadline = time.monotonic() + 60
+    while partial.stat().st_size < offset + len(data) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert partial.stat().st_size == offset + len(data)  # written, but never acknowledged
+    return sock
+
+
+def test_an_upload_resumes_after_the_server_is_killed(tmp_path: Path, setup, source: Path) -> None:
+    from tusclient import client
+
+    root, url, project_id = setup
+    data = source.read_bytes()
+    metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}"
+                        for key, value in {"filename": source.name, "project": str(project_id)}.items())
+    chunk = 2 * MiB
+    acknowledged = 5 * chunk
+
+    first = Server(tmp_path, root, url)
+    with running(first):
+        created = requests.post(f"{first.base}/flow/api/uploads", timeout=30, headers=first.headers(**{
+            "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)), "Upload-Metadata": metadata}))
+        assert created.status_code == 201, created.text
+        location = created.headers["Location"]
+        upload_id = location.rsplit("/", 1)[1]
+        for offset in range(0, acknowledged, chunk):
+            reply = _patch(first, location, offset, data[offset:offset + chunk])
+            assert reply.status_code == 204 and int(reply.headers["Upload-Offset"]) == offset + chunk
+        partial = root / "uploads" / ".partial" / upload_id
+        hanging = _start_unacknowledged_chunk(first, location, acknowledged, partial, b"\xff" * MiB)
+        first.kill_9()
+        hanging.close()
+
+    second = Server(tmp_path, root, url)
+    with running(second):
+        state = _head(second, location)
+        assert state.status_code == 200
+        assert int(state.headers["Upload-Offset"]) == acknowledged  # the acknowledged chunks, nothing more
+
+        tus = client.TusClient(f"{second.base}/flow/api/uploads", headers=second.headers())
+        uploader = tus.uploader(str(source), url=second.base + location, chunk_size=3 * MiB)
+        assert uploader.offset == acknowledged  # tuspy asked the restarted server with HEAD
+        uploader.upload()
+
+        done = _head(second, location)
+        assert done.status_code == 200 and int(done.headers["Upload-Offset"]) == len(data)
+        datafile_id = int(done.headers["Flow-DataFile-Id"])
+
+    expected = hashlib.sha256(data).hexdigest()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        upload = conn.execute(select(Upload.state, Upload.datafile_id).where(Upload.id == upload_id)).one()
+        stored = conn.execute(select(DataFile.sha256, DataFile.size, DataFile.storage_path)
+                              .where(DataFile.id == datafile_id)).one()
+        datafiles = conn.execute(select(DataFile.id)).all()
+    engine.dispose()
+    assert upload == (UploadState.completed, datafile_id) and len(datafiles) == 1
+    assert stored.sha256 == expected and stored.size == len(data)
+    stored_path = (root / stored.storage_path).resolve()
+    assert root.resolve() in stored_path.parents
+    assert hashlib.sha256(stored_path.read_bytes()).hexdigest() == expected  # the bytes on disk, not a download
+    assert not partial.exists()
