@@ -1,4 +1,4 @@
-"""`flow-jupyter` command line: doctor, toolchain, serve, backup, restore, demo-data.
+"""`flow-jupyter` command line: doctor, toolchain, serve, backup, restore, demo-data, pipelines.
 
 Built on traitlets Applications, so every FlowSettings trait is also a flag (``--FlowSettings.root_dir=…``) and the
 same Jupyter config files that configure the server extension configure the CLI.
@@ -177,6 +177,103 @@ class DemoDataApp(FlowCommand):
             print(f"{key:<{width}}  {path}")
 
 
+class PipelinesCommand(FlowCommand):
+    """Registry commands act directly on Flow's database and store, as an admin (the account running them)."""
+
+    def run_registry(self, fn, *args):
+        import getpass
+
+        from .errors import FlowError
+        from .host import FlowHost
+        from .identity import Identity
+
+        host = FlowHost(self.flow_settings())
+        try:
+            return host.run_as(Identity(getpass.getuser(), is_admin=True), fn, *args)
+        except FlowError as exc:
+            print(f"{self.name.removeprefix('flow-jupyter-').replace('-', ' ')} failed: {exc.message}",
+                  file=sys.stderr)
+            self.exit(1)
+        finally:
+            host.close()
+
+
+class PipelinesAddApp(PipelinesCommand):
+    name = "flow-jupyter-pipelines-add"
+    description = "Register a git repository (path or URL) pinned to a tag, branch or commit: add SOURCE [--ref=REF]."
+    ref = Unicode("", help="Tag, branch or commit to register (default: the newest tag).").tag(config=True)
+    pipeline_name = Unicode("", help="Name in the registry (default: the repository's name).").tag(config=True)
+    curated = Bool(False, help="Mark the pipeline as curated by the admins.").tag(config=True)
+    aliases = {**FLOW_ALIASES, "ref": "PipelinesAddApp.ref", "name": "PipelinesAddApp.pipeline_name"}
+    flags = {"curated": ({"PipelinesAddApp": {"curated": True}}, "Mark as curated.")}
+
+    def start(self) -> None:
+        from .pipelines import registry
+
+        if len(self.extra_args) != 1:
+            print("usage: flow-jupyter pipelines add SOURCE [--ref=REF] [--name=NAME] [--curated]", file=sys.stderr)
+            self.exit(2)
+        body = {"source": self.extra_args[0], "curated": self.curated}
+        if self.ref:
+            body["ref"] = self.ref
+        if self.pipeline_name:
+            body["name"] = self.pipeline_name
+        settings = self.flow_settings()
+        added = self.run_registry(lambda s, a: registry.add_pipeline(s, a, _storage(settings), settings, body))
+        version = added["versions"][-1]
+        print(f"added {added['name']} {version['ref']} ({version['commit'][:12]}) from {added['source']}")
+
+
+class PipelinesListApp(PipelinesCommand):
+    name = "flow-jupyter-pipelines-list"
+    description = "List registered pipelines and their versions."
+
+    def start(self) -> None:
+        from .pipelines import registry
+
+        for pipeline in self.run_registry(registry.list_pipelines)["items"]:
+            versions = ", ".join(v["ref"] for v in pipeline["versions"]) or "no versions"
+            marks = " [bundled]" if pipeline["bundled"] else (" [curated]" if pipeline["curated"] else "")
+            print(f"{pipeline['name']}{marks}: {versions}  ({pipeline['source']})")
+
+
+class PipelinesRemoveApp(PipelinesCommand):
+    name = "flow-jupyter-pipelines-remove"
+    description = "Remove a registered pipeline (by name or id) and its checkouts."
+
+    def start(self) -> None:
+        from .pipelines import registry
+
+        if len(self.extra_args) != 1:
+            print("usage: flow-jupyter pipelines remove NAME", file=sys.stderr)
+            self.exit(2)
+        settings = self.flow_settings()
+        self.run_registry(lambda s, a: registry.remove_pipeline(s, a, _storage(settings), self.extra_args[0]))
+        print(f"removed {self.extra_args[0]}")
+
+
+class PipelinesApp(FlowCommand):
+    name = "flow-jupyter-pipelines"
+    description = "Add, list and remove pipelines in the registry."
+    subcommands = {
+        "add": (PipelinesAddApp, PipelinesAddApp.description),
+        "list": (PipelinesListApp, PipelinesListApp.description),
+        "remove": (PipelinesRemoveApp, PipelinesRemoveApp.description),
+    }
+
+    def start(self) -> None:
+        if self.subapp is None:
+            self.print_subcommands()
+            self.exit(2)
+        super().start()
+
+
+def _storage(settings: FlowSettings):
+    from .data.storage import Storage
+
+    return Storage(settings.root_dir)
+
+
 class FlowCLI(JupyterApp):
     name = "flow-jupyter"
     version = __version__
@@ -188,6 +285,7 @@ class FlowCLI(JupyterApp):
         "backup": (BackupApp, BackupApp.description),
         "restore": (RestoreApp, RestoreApp.description),
         "demo-data": (DemoDataApp, DemoDataApp.description),
+        "pipelines": (PipelinesApp, PipelinesApp.description),
     }
 
     def start(self) -> None:
