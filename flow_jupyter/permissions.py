@@ -10,6 +10,9 @@ cannot see (no existence oracle) and 403 for what they see but may not do.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
@@ -91,18 +94,19 @@ def _check(power: int, action: str, kind: str) -> None:
         raise FlowError(403, "forbidden", f"You may not {action} this {kind}.")
 
 
+def _require(session: Session, actor: Actor, model: type, object_id: int, action: str, kind: str,
+             power: Callable[[Session, Actor, Any], int]) -> Any:
+    obj = session.get(model, object_id)
+    if obj is None:
+        raise not_found(kind)
+    _check(power(session, actor, obj), action, kind)
+    return obj
+
+
 def require_project(session: Session, actor: Actor, project_id: int, action: str) -> Project:
     """The project, if the actor may perform ``action`` on it; else 404 (cannot see) or 403 (cannot do)."""
-    project = session.get(Project, project_id)
-    if project is None:
-        raise not_found("project")
-    _check(project_power(session, actor, project), action, "project")
-    return project
+    return _require(session, actor, Project, project_id, action, "project", project_power)
 
 
 def require_datafile(session: Session, actor: Actor, datafile_id: int, action: str) -> DataFile:
-    datafile = session.get(DataFile, datafile_id)
-    if datafile is None:
-        raise not_found("data file")
-    _check(datafile_power(session, actor, datafile), action, "data file")
-    return datafile
+    return _require(session, actor, DataFile, datafile_id, action, "data file", datafile_power)

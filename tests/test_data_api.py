@@ -3,12 +3,9 @@ alice (admin of group "lab"), bob (member of "lab") and carol (admin of group "c
 Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pytest
 
-from flow_jupyter.data.files import register_file
+from flow_jupyter.data.files import store_bytes
 from flow_jupyter.identity import Identity
 
 
@@ -34,17 +31,11 @@ def add_file(jp_serverapp):
     host = jp_serverapp.web_app.settings["flow"]
 
     def add(user: str, project: int, filename: str, content: bytes = b"ACGT\n", sample: int | None = None) -> int:
-        relative = host.storage.new_relative_path(filename)
-        path = host.storage.root / relative
-        path.parent.mkdir(parents=True)
-        path.write_bytes(content)
+        def store(session, actor):
+            return store_bytes(session, host.storage, owner_id=actor.user_id, project_id=project, sample_id=sample,
+                               filename=filename, content=content).id
 
-        def register(session, actor):
-            return register_file(session, owner_id=actor.user_id, project_id=project, sample_id=sample,
-                                 filename=filename, storage_path=relative, size=len(content),
-                                 sha256=hashlib.sha256(content).hexdigest()).id
-
-        return host.run_as(Identity(user), register)
+        return host.run_as(Identity(user), store)
 
     add.root = host.storage.root
     return add

@@ -86,6 +86,10 @@ class FlowHandler(APIHandler):
         settings = self.flow.settings
         return self.int_argument("limit", settings.page_size_default, 1, settings.page_size_max)  # type: ignore
 
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.finish()
+
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -37,8 +37,7 @@ class FileHandler(FlowHandler):
     @authorized
     async def delete(self, datafile_id: str) -> None:
         await self.call(files.delete_file, datafile_id, self.flow.storage)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

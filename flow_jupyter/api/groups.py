@@ -31,8 +31,7 @@ class GroupHandler(FlowHandler):
     @authorized
     async def delete(self, group_id: str) -> None:
         await self.call(groups.delete_group, group_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 class MembersHandler(FlowHandler):
@@ -48,8 +47,7 @@ class MemberHandler(FlowHandler):
     @authorized
     async def delete(self, group_id: str, user_name: str) -> None:
         await self.call(groups.remove_member, group_id, user_name)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

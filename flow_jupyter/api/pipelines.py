@@ -35,8 +35,7 @@ class PipelineHandler(FlowHandler):
     @authorized
     async def delete(self, pipeline: str) -> None:
         await self.call(registry.remove_pipeline, self.flow.storage, pipeline)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 class RefsHandler(FlowHandler):

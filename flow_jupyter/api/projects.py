@@ -38,8 +38,7 @@ class ProjectHandler(FlowHandler):
     @authorized
     async def delete(self, project_id: str) -> None:
         await self.call(projects.delete_project, project_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

@@ -39,8 +39,7 @@ class SampleHandler(FlowHandler):
     @authorized
     async def delete(self, sample_id: str) -> None:
         await self.call(samples.delete_sample, sample_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

@@ -40,8 +40,7 @@ class ShareHandler(FlowHandler):
     @authorized
     async def delete(self, share_id: str) -> None:
         await self.call(shares.revoke, share_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

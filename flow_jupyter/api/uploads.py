@@ -187,8 +187,7 @@ class TusHandler(FlowHandler):
         self.set_header("Tus-Extension", svc.TUS_EXTENSIONS)
         self.set_header("Tus-Max-Size", str(self.flow.settings.max_upload_bytes))
         self.set_header("Tus-Checksum-Algorithm", ",".join(svc.CHECKSUM_ALGORITHMS))
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 def _salvage(writer: svc.ChunkWriter) -> None:
@@ -275,15 +274,13 @@ class UploadHandler(TusHandler):
     async def patch(self, upload_id: str) -> None:
         view = self._done if self._done is not None else await self._commit()
         self._upload_headers(view)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
     @web.authenticated
     @authorized
     async def delete(self, upload_id: str) -> None:
         await asyncio.to_thread(svc.terminate_upload, self.flow, self.identity, upload_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
     @web.authenticated
     @authorized
