@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import FlowSettings
 from .proc import CommandError, run
 from .toolchain import NextflowInstall
+from .toolchain.nf_plugin import plugin_status
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,12 @@ check_fastqc = _version_check("fastqc", ["fastqc", "--version"], r"v?(\d+\.\d+\.
 check_multiqc = _version_check("multiqc", ["multiqc", "--version"], r"version\s+(\S+)",
                                "install MultiQC (pip install multiqc) into the environment on PATH")
 
+def check_nf_plugin(settings: FlowSettings) -> Component:
+    """Flow's Nextflow plugin gives live events; without it runs still work, monitored from trace file and log."""
+    ok, detail = plugin_status(settings)
+    return Component("nf-plugin", ok, detail, "" if ok else "run 'flow-jupyter toolchain install' to build it")
+
+
 CHECKS: dict[str, Check] = {
     "java": check_java,
     "nextflow": check_nextflow,
@@ -163,6 +170,7 @@ CHECKS: dict[str, Check] = {
     "disk": check_disk,
     "fastqc": check_fastqc,
     "multiqc": check_multiqc,
+    "nf-plugin": check_nf_plugin,
 }
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from flow_jupyter.config import FlowSettings
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,6 +24,8 @@ TEST_USER_HEADER = "X-Flow-Test-User"
 
 # The assembled `nextflow` launcher and the PyPI tools (multiqc, ultraplex) live beside this interpreter.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+# Where `flow-jupyter toolchain install` put Nextflow and Flow's plugin, read before pytest-jupyter moves HOME.
+TOOLCHAIN_CACHE = FlowSettings().cache_dir
 
 
 def _script(*argv: str) -> str:
@@ -76,7 +80,7 @@ def flow_config(flow_root: Path, database_url: str) -> dict:
     """FlowSettings for a test server; fixtures listed before `jp_fetch` may update it before the server starts.
     The test identity header lets one server act for several users (see tests/flowapi.py)."""
     return {"root_dir": str(flow_root), "database_url": database_url, "health_cache_seconds": 0.0,
-            "test_identity_header": TEST_USER_HEADER}
+            "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE}
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ def test_doctor_reports_every_component_and_exits_zero_when_healthy(flow_root: P
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     states = {line.split()[1]: line.split()[0] for line in lines[:-1]}
-    assert states == {name: "OK" for name in ("java", "nextflow", "database", "disk", "fastqc", "multiqc")} | {
-        "slurm": states["slurm"]}
+    assert states == {name: "OK" for name in ("java", "nextflow", "database", "disk", "fastqc", "multiqc",
+                                              "nf-plugin")} | {"slurm": states["slurm"]}
     assert "24.10.0" in next(line for line in lines if " nextflow " in line)
     assert lines[-1].endswith("healthy")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tornado.httpclient import HTTPClientError
 
-COMPONENTS = {"java", "nextflow", "slurm", "database", "disk", "fastqc", "multiqc"}
+COMPONENTS = {"java", "nextflow", "slurm", "database", "disk", "fastqc", "multiqc", "nf-plugin"}
 
 
 # Each arrange-fixture below edits the server's FlowSettings; a test lists it before `jp_fetch`, which starts the

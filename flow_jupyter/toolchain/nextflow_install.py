@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..config import FlowSettings
 from ..proc import CommandError, run
+from .nf_plugin import build_plugin
 
 LAUNCHER_MARKER = "# flow-jupyter nextflow launcher"
 LAUNCHER_REVISION = "revision 2"
@@ -112,12 +113,15 @@ class NextflowInstall:
         current = self.status()
         if current.usable and not current.flow_launcher and not force:
             log(f"nextflow: {current.describe()} — nothing to do")
+            log("nextflow: note: Flow's nf-flow plugin is built for the assembled Nextflow only; runs on this one "
+                "are monitored from the trace file and log")
             return current
         with_ours = str(self.bin_dir) + os.pathsep + os.environ.get("PATH", "")
         if not force and self._lib_complete() and _launcher_is_current(self.launcher_path):
             ours = self.status(path=with_ours)
             if ours.usable:
                 log(f"nextflow: {ours.describe()} — nothing to do")
+                build_plugin(self.settings, self.lib_dir, force=force, log=log)
                 self._note_path(log)
                 return ours
         if force or not self._lib_complete():
@@ -127,6 +131,7 @@ class NextflowInstall:
         result = self.status(path=with_ours)
         if not result.usable:
             raise RuntimeError(f"the assembled Nextflow does not run: {result.problem}")
+        build_plugin(self.settings, self.lib_dir, force=force, log=log)
         self._note_path(log)
         return result
 
