@@ -7,7 +7,9 @@ decided in `prepare()`, before tornado reads a byte of the body; the rules live 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+from collections.abc import Awaitable
 from email.utils import format_datetime
 from typing import Any
 
@@ -43,6 +45,8 @@ class TusHandler(FlowHandler):
 
     #: A body that sends nothing for this long is cut off, so a dead client cannot hold an upload's lock forever.
     stall_seconds = 120.0
+    #: Largest piece tornado hands to `data_received` for a chunk body (tornado's default is 64 KiB).
+    read_piece_bytes = 1 << 20
     method_overrides: frozenset[str] = frozenset()
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:
@@ -51,6 +55,7 @@ class TusHandler(FlowHandler):
         self._location: str | None = None
         self._watchdog: PeriodicCallback | None = None
         self._last_data = 0.0
+        self._stream_read_size: int | None = None
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -114,6 +119,7 @@ class TusHandler(FlowHandler):
             ACTIVE_UPLOADS.inc()
             # Room for exactly what is left (a chunked body gets a little slack, so overflow earns a clean 413).
             self.request.connection.set_max_body_size(length if length is not None else opened.view.remaining + 65536)
+            self._read_in_larger_pieces()
             self._last_data = self._now()
             self._watchdog = PeriodicCallback(self._check_stall, 5000)
             self._watchdog.start()
@@ -122,13 +128,38 @@ class TusHandler(FlowHandler):
                 self.on_connection_close()
         return opened
 
+    def _read_in_larger_pieces(self) -> None:
+        """Let tornado read this body in pieces of up to ``read_piece_bytes`` instead of 64 KiB: a sixteenth of the
+        per-piece Python work (reads, callbacks, writes) for the same bytes. Only this request's connection object
+        and, until `on_finish`, its stream are changed; the server-wide parameters are left alone."""
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        params = getattr(connection, "params", None)
+        if stream is None or params is None or not hasattr(stream, "read_chunk_size"):
+            return
+        connection.params = copy.copy(params)
+        connection.params.chunk_size = max(params.chunk_size, self.read_piece_bytes)
+        if self._stream_read_size is None:
+            self._stream_read_size = stream.read_chunk_size
+        stream.read_chunk_size = max(stream.read_chunk_size, self.read_piece_bytes)
+
+    def _restore_read_size(self) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if self._stream_read_size is not None and stream is not None:
+            stream.read_chunk_size = self._stream_read_size
+            self._stream_read_size = None
+
     # --- the body ----------------------------------------------------------------------------------------------
 
-    def data_received(self, chunk: bytes) -> None:
-        """Each piece tornado reads (≤ 64 KiB) goes straight to the partial file; see ChunkWriter.write."""
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Each piece tornado reads (≤ `read_piece_bytes`) goes straight to the partial file; see ChunkWriter.write.
+        When its hashing lags behind, tornado waits for the returned future before it reads more of the body."""
         if self._writer is not None and not self._finished:
-            self._writer.write(chunk)
+            room = self._writer.write(chunk)
             self._last_data = self._now()
+            if room is not None:
+                return asyncio.wrap_future(room)
+        return None
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -170,6 +201,7 @@ class TusHandler(FlowHandler):
             task.add_done_callback(_salvaging.discard)
 
     def on_finish(self) -> None:
+        self._restore_read_size()
         writer = self._take_writer()  # only set if something failed between opening and committing
         if writer is not None:
             writer.close()

@@ -29,6 +29,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -331,6 +332,9 @@ class _RunningHashes:
 
 
 RUNNING_HASHES = _RunningHashes()
+#: Hashes uploads' bytes behind the event loop (see ChunkWriter); a batch waits for its writer's previous one.
+_HASHERS = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
+                              thread_name_prefix="flow-upload-hash")
 
 
 def _write_at(fd: int, data: bytes | memoryview, offset: int) -> int:
@@ -365,10 +369,16 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
 class ChunkWriter:
     """One PATCH (or creation-with-upload) body being written to an upload's partial file.
 
-    `write` is called on the event loop with each received piece (≤ 64 KiB from tornado): a measured ~50 µs
-    pwrite + hash, cheaper than a thread hop per piece. Everything that can take long (fsync, truncate, database,
-    re-hashing) is in `commit`/`discard`/`finish`, which callers run on a worker thread.
+    `write` is called on the event loop with each received piece (≤ 1 MiB, see api/uploads.py): a pwrite, cheaper
+    than a thread hop per piece. Hashing (the running sha256, an Upload-Checksum) costs as much again,
+    so it runs behind, on a small thread pool, in batches of ``HASH_BATCH`` bytes (hashlib releases the GIL):
+    receiving and hashing overlap instead of taking turns on the event loop. Everything that can take long
+    (fsync, truncate, database, re-hashing) is in `commit`/`discard`/`finish`, which callers run on a worker thread;
+    `commit` first waits for the hashes to catch up.
     """
+
+    #: Written bytes handed to the hashing pool at once; at most two batches wait (the body is read no further).
+    HASH_BATCH = 2 << 20
 
     def __init__(self, host: Any, identity: Identity, view: UploadView, fd: int, lock: int,
                  checksum: tuple[str, bytes] | None):
@@ -384,29 +394,59 @@ class ChunkWriter:
         self.file_hash = RUNNING_HASHES.resume(view.id, view.offset)
         self.overflow = False
         self.error: OSError | None = None
+        self._unhashed: list[bytes] = []  # written, not yet handed to the hashing pool
+        self._unhashed_bytes = 0
+        self._hashing: Future[None] | None = None  # the last batch handed to the hashing pool
 
     @property
     def received(self) -> int:
         return self.position - self.start
 
-    def write(self, data: bytes) -> None:
-        """Append a received piece. Past the declared length nothing is written; an OSError stops writing."""
+    def write(self, data: bytes) -> Future[None] | None:
+        """Append a received piece. Past the declared length nothing is written; an OSError stops writing.
+        Returns a future when the hashing lags two batches behind: read no more of the body until it is
+        done, so memory stays bounded."""
         if self.overflow or self.error is not None:
-            return
+            return None
         if len(data) > self.view.size - self.position or self.fd < 0:
             self.overflow = True
-            return
+            return None
         try:
             _write_at(self.fd, data, self.position)
         except OSError as exc:
             self.error = exc
-            return
+            return None
         self.position += len(data)
         UPLOAD_BYTES.inc(len(data))
-        if self.chunk_hash is not None:
-            self.chunk_hash.update(data)
-        if self.file_hash is not None:
-            self.file_hash.update(data)
+        if self.chunk_hash is None and self.file_hash is None:
+            return None
+        self._unhashed.append(data)
+        self._unhashed_bytes += len(data)
+        if self._unhashed_bytes < self.HASH_BATCH:
+            return None
+        previous = self._hashing
+        self._hashing = _HASHERS.submit(self._hash, self._unhashed, previous)
+        self._unhashed, self._unhashed_bytes = [], 0
+        return previous if previous is not None and not previous.done() else None
+
+    def _hash(self, pieces: list[bytes], after: Future[None] | None = None) -> None:
+        """Feed written pieces to the hashes, after the batch before them (on the hashing pool: that batch was
+        submitted first, so it is running or done; or in `catch_up`)."""
+        if after is not None:
+            after.result()
+        for data in pieces:
+            if self.chunk_hash is not None:
+                self.chunk_hash.update(data)
+            if self.file_hash is not None:
+                self.file_hash.update(data)
+
+    def catch_up(self) -> None:
+        """Wait until every written byte is hashed (blocking)."""
+        if self._hashing is not None:
+            hashing, self._hashing = self._hashing, None
+            hashing.result()
+        pieces, self._unhashed, self._unhashed_bytes = self._unhashed, [], 0
+        self._hash(pieces)
 
     def discard(self) -> None:
         """Forget every byte of this request: the file goes back to the acknowledged offset (blocking)."""
@@ -420,6 +460,7 @@ class ChunkWriter:
         """Make the received bytes durable and acknowledge them (blocking). Raises FlowError — after discarding —
         for an overflow (413), a write error (507 for a full disk), or a checksum mismatch (460).
         ``partial_ok``: the connection dropped mid-body; keep what arrived unless a checksum was promised."""
+        self.catch_up()
         if self.overflow:
             self.discard()
             raise FlowError(413, "too_large", f"The body is longer than the {self.view.size - self.start} bytes "
