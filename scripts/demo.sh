@@ -15,6 +15,8 @@ TOKEN=$(cat "$TOKEN_FILE")
 
 export FLOW_ROOT=$ROOT/store FLOW_EXECUTOR=${FLOW_EXECUTOR:-slurm} PATH=$BIN:$PATH
 "$BIN/flow-jupyter" doctor || echo "demo: some components fail (see above); JupyterLab starts anyway" >&2
+# Demo data for the bundled `demo` pipeline (registered automatically): reads, reference, sample sheets, barcodes.
+[[ -f $ROOT/notebooks/demo-data/samplesheet.csv ]] || "$BIN/flow-jupyter" demo-data "$ROOT/notebooks/demo-data" >/dev/null
 
 extra=()
 [[ $(id -u) == 0 ]] && extra+=(--allow-root)
@@ -22,6 +24,7 @@ cat <<EOT
 
   Flow demo — JupyterLab with Flow (executor: $FLOW_EXECUTOR, store: $FLOW_ROOT)
     open:    http://$IP:$PORT/lab?token=$TOKEN
+    data:    $ROOT/notebooks/demo-data (sample sheets for the bundled "demo" pipeline)
     health:  curl -s -H "Authorization: token $TOKEN" http://$IP:$PORT/flow/api/health
   Stop with Ctrl-C.
 
