@@ -1,0 +1,248 @@
+"""One interface for every place a Nextflow head process can run (this host, or a Slurm head job).
+
+The execution manager only ever talks to a `Backend`: it hands over a `Launch` (built from values Flow controls),
+stores the returned `BackendJob` in the database, and later asks for a `JobInfo`. Because the job record is plain
+JSON and every backend also leaves evidence in the run directory (``head.json``, ``exit_code``), a restarted host can
+reconcile a row with reality without any state kept in memory.
+"""
+from __future__ import annotations
+
+import abc
+import enum
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flow_jupyter.config import SBATCH_VALUE
+from flow_jupyter.errors import bad_request
+
+#: File in the run directory that records the head job (a `BackendJob` as JSON), written at submit time.
+HEAD_FILE = "head.json"
+#: File in the run directory holding the head process's exit code, written atomically when it ends.
+EXIT_CODE_FILE = "exit_code"
+#: Marker written by `cancel`, so a run that was killed hard (no exit code) still reads as cancelled.
+CANCEL_FILE = "cancel_requested"
+#: Exit codes that mean "stopped by SIGINT/SIGTERM" (128 + signal number), as written by our wrappers.
+SIGNAL_EXIT_CODES = {130, 143}
+
+_UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,6}(:\d{1,2}){0,2}$")
+
+
+class JobStatus(enum.Enum):
+    """Where a head job stands, as far as the backend can tell (batchspawner-style enum)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # gone from the scheduler / process table and nothing on disk says how it ended
+
+    @property
+    def terminal(self) -> bool:
+        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """User-requested overrides of the FlowSettings Slurm defaults for one launch (None = use the default).
+
+    Every value may come from a user, so each is checked with the same rule as the settings (`SBATCH_VALUE`) before
+    anything is rendered; a bad one is a 400 naming the field (``/resources/<name>``).
+    """
+
+    queue: str | None = None
+    account: str | None = None
+    walltime: str | None = None
+    cores: int | None = None
+    memory: str | None = None
+    extra_directives: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("queue", "account", "walltime", "memory"):
+            check_sbatch_value(getattr(self, name), f"/resources/{name}")
+        if self.walltime is not None and not _WALLTIME.match(self.walltime):
+            raise bad_request(f"walltime {self.walltime!r} is not a Slurm time like '24:00:00'", "/resources/walltime")
+        if self.cores is not None and (isinstance(self.cores, bool) or not isinstance(self.cores, int)
+                                       or not 1 <= self.cores <= 4096):
+            raise bad_request("cores must be an integer from 1 to 4096", "/resources/cores")
+        if isinstance(self.extra_directives, (str, bytes)):
+            raise bad_request("extra_directives must be a list of options", "/resources/extra_directives")
+        object.__setattr__(self, "extra_directives", tuple(self.extra_directives))
+        for index, item in enumerate(self.extra_directives):
+            check_directive(item, f"/resources/extra_directives/{index}")
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "Resources":
+        """Build from an API body, refusing unknown keys (a typo must not silently fall back to a default)."""
+        data = dict(data or {})
+        known = {"queue", "account", "walltime", "cores", "memory", "extra_directives"}
+        for key in data:
+            if key not in known:
+                raise bad_request(f"unknown resource {key!r}", f"/resources/{key}")
+        for key in ("queue", "account", "walltime", "memory"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise bad_request(f"{key} must be a string", f"/resources/{key}")
+        extra = data.get("extra_directives") or ()
+        if not isinstance(extra, (list, tuple)) or not all(isinstance(item, str) for item in extra):
+            raise bad_request("extra_directives must be a list of strings", "/resources/extra_directives")
+        data["extra_directives"] = tuple(extra)
+        return cls(**data)
+
+
+def check_sbatch_value(value: str | None, field_name: str) -> None:
+    """Refuse anything that could break out of an ``#SBATCH`` line: newlines, quotes, spaces, shell syntax."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not SBATCH_VALUE.match(value):
+        raise bad_request(f"{value!r} has characters not allowed in a Slurm option", field_name)
+
+
+def check_directive(item: str, field_name: str) -> None:
+    """An extra directive is exactly one option like ``--qos=normal`` (no second ``#SBATCH``, no spaces)."""
+    if not isinstance(item, str) or not item.startswith("-") or not SBATCH_VALUE.match(item):
+        raise bad_request(f"directive {item!r} must be one option like '--qos=normal'", field_name)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the manager asks a backend to start. ``argv`` and ``env`` hold only values Flow controls."""
+
+    execution_uuid: str
+    run_dir: Path
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    resources: Resources | None = None
+
+    def __post_init__(self) -> None:
+        if not _UUID.match(self.execution_uuid):
+            raise bad_request("execution uuid must be letters, digits and dashes", "/execution_uuid")
+        if not self.argv:
+            raise bad_request("empty command", "/argv")
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+
+
+@dataclass
+class BackendJob:
+    """The handle the manager stores (as JSON) to find a head job again, also after a host restart.
+
+    Local jobs carry the pid's start time (clock ticks since boot + boot id) so a reused pid is never mistaken for
+    our run; ``pid_start`` is the same moment as epoch seconds, for people.
+    """
+
+    backend: str
+    job_id: str
+    execution_uuid: str
+    run_dir: str
+    submitted_at: str  # ISO 8601, UTC
+    pid_start: float | None = None
+    pid_start_ticks: int | None = None
+    boot_id: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BackendJob":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of a head job: what the UI shows and what the manager turns into an execution status."""
+
+    status: JobStatus
+    exit_code: int | None = None
+    reason: str | None = None
+    queue_eta: datetime | None = None
+    node: str | None = None
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file (also across a crash)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_head_file(job: BackendJob) -> None:
+    write_atomic(Path(job.run_dir) / HEAD_FILE, json.dumps(job.to_json(), indent=2) + "\n")
+
+
+def read_head_file(run_dir: Path, execution_uuid: str) -> BackendJob | None:
+    """The job recorded in run_dir, if it is there, readable and really for this execution."""
+    try:
+        data = json.loads((Path(run_dir) / HEAD_FILE).read_text())
+        job = BackendJob.from_json(data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return job if job.execution_uuid == execution_uuid else None
+
+
+def read_exit_code(run_dir: Path) -> int | None:
+    """The exit code a wrapper left in run_dir; None when absent or not a number (the file is not trusted)."""
+    try:
+        text = (Path(run_dir) / EXIT_CODE_FILE).read_text(errors="replace")[:32].strip()
+    except OSError:
+        return None
+    return int(text) if re.fullmatch(r"-?\d{1,5}", text) else None
+
+
+def clear_run_evidence(run_dir: Path) -> None:
+    """Remove a previous attempt's exit code and cancel marker, so a relaunch in the same dir is not misread."""
+    for name in (EXIT_CODE_FILE, CANCEL_FILE):
+        try:
+            (Path(run_dir) / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def mark_cancel_requested(run_dir: Path) -> None:
+    try:
+        write_atomic(Path(run_dir) / CANCEL_FILE, utc_now_iso() + "\n")
+    except OSError:
+        pass  # the run dir may be gone; the scheduler/process state still tells the story
+
+
+def info_from_exit_code(code: int, run_dir: Path, source: str) -> JobInfo:
+    """Turn a recorded exit code into a final JobInfo (0 = completed, stopped by a signal or cancel = cancelled)."""
+    if code == 0:
+        return JobInfo(JobStatus.COMPLETED, 0, source)
+    if code in SIGNAL_EXIT_CODES or (Path(run_dir) / CANCEL_FILE).exists():
+        return JobInfo(JobStatus.CANCELLED, code, source)
+    return JobInfo(JobStatus.FAILED, code, source)
+
+
+class Backend(abc.ABC):
+    """Start, follow, stop and re-find Nextflow head jobs. Methods block briefly; call them from a thread."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def submit(self, launch: Launch) -> BackendJob:
+        """Start the head job and return its handle (also written to ``run_dir/head.json``)."""
+
+    @abc.abstractmethod
+    def status(self, job: BackendJob) -> JobInfo:
+        """Where the job stands now; never raises for a job that simply ended or vanished."""
+
+    @abc.abstractmethod
+    def cancel(self, job: BackendJob) -> None:
+        """Stop the job and everything it started; idempotent."""
+
+    @abc.abstractmethod
+    def find(self, execution_uuid: str, run_dir: Path) -> BackendJob | None:
+        """Re-find the head job of an execution after a restart (no in-memory state needed)."""
+
+    def eta(self, job: BackendJob) -> datetime | None:
+        """When a queued job is expected to start; None when unknown or not queued."""
+        return None

@@ -1,0 +1,534 @@
+"""Backends: one interface to start, follow, stop and re-find Nextflow head jobs, locally or on Slurm.
+
+Offline stories check the rendered sbatch script and replay scheduler exchanges captured from the real Slurm 22.05;
+the real stories run Nextflow (the tiny pipeline, and a sleeping one to cancel) through each backend.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_PIPELINE
+from flow_jupyter import proc
+from flow_jupyter.config import FlowSettings
+from flow_jupyter.errors import FlowError
+from flow_jupyter.execution.backends import (
+    BackendJob,
+    JobInfo,
+    JobStatus,
+    Launch,
+    LocalBackend,
+    Resources,
+    SlurmBackend,
+)
+from flow_jupyter.execution.backends.local import boot_id, session_alive
+from flow_jupyter.execution.backends.slurm import parse_scontrol_job, parse_squeue_line
+
+NAMES = ["Rosalind", "Ada", "Grace"]
+EXPECTED = "".join(f"Hello, {name}!\n" for name in sorted(NAMES))
+SLEEPY_PIPELINE = """
+nextflow.enable.dsl = 2
+process NAP {
+    input:
+    val x
+    script:
+    "sleep 600"
+}
+workflow { NAP(Channel.of(1, 2)) }
+"""
+SLURM_TASKS_CONFIG = (
+    "process { executor = 'slurm'; cpus = 1; memory = '500 MB' }\n"
+    "executor { queueStatInterval = '2s'; pollInterval = '1s' }\n"
+)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+def wait_for(check: Callable[[], object], what: str, timeout: float = 300.0, every: float = 0.5):
+    """Poll until ``check()`` is truthy and return it; fail with ``what`` after a generous timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def tiny_launch(tmp_path: Path, *extra: str, config: str | None = None) -> Launch:
+    """A run dir holding the tiny pipeline's names and params files, and the argv the manager would build."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "names.txt").write_text("\n".join(NAMES) + "\n")
+    (run_dir / "params.json").write_text(json.dumps(
+        {"names": str(run_dir / "names.txt"), "greeting": "Hello", "outdir": str(run_dir / "results")}))
+    return _launch(run_dir, TINY_PIPELINE / "main.nf", config)
+
+
+def sleepy_launch(tmp_path: Path, config: str | None = None) -> Launch:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "main.nf").write_text(SLEEPY_PIPELINE)
+    (run_dir / "params.json").write_text("{}")
+    return _launch(run_dir, run_dir / "main.nf", config)
+
+
+def _launch(run_dir: Path, main_nf: Path, config: str | None) -> Launch:
+    argv = ["nextflow", "-log", ".nextflow.log", "run", str(main_nf), "-params-file", "params.json",
+            "-work-dir", "work", "-with-trace", "trace.txt"]
+    if config is not None:
+        (run_dir / "flow.config").write_text(config)
+        argv += ["-c", "flow.config"]
+    return Launch(execution_uuid=str(uuid.uuid4()), run_dir=run_dir, argv=argv, env={"NXF_ANSI_LOG": "false"})
+
+
+def assert_tiny_outputs(run_dir: Path) -> None:
+    assert (run_dir / "results" / "all.txt").read_text() == EXPECTED
+    for name in NAMES:
+        assert (run_dir / "results" / "greetings" / f"{name}.txt").read_text() == f"Hello, {name}!\n"
+
+
+def follow(backend, job: BackendJob, timeout: float = 300.0) -> tuple[set[JobStatus], JobInfo]:
+    """Poll a job to its end; the statuses seen on the way and the final JobInfo."""
+    seen: set[JobStatus] = set()
+
+    def ended() -> JobInfo | None:
+        info = backend.status(job)
+        seen.add(info.status)
+        return info if info.status.terminal or info.status is JobStatus.UNKNOWN else None
+
+    return seen, wait_for(ended, f"{job.backend} job {job.job_id} to end", timeout)
+
+
+def run_log(run_dir: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(run_dir.iterdir())
+                     if p.name in {"nextflow.out", "nextflow.err", "head.out", ".nextflow.log"})
+
+
+class Replay:
+    """Plays back scheduler exchanges (argv → Result) captured from the real Slurm, in order, like batchspawner's
+    run_spawner_script; an unexpected command fails the test."""
+
+    def __init__(self, *exchanges: tuple[list[str], int, str, str]):
+        self.exchanges = list(exchanges)
+        self.inputs: list[str | None] = []
+
+    def __call__(self, argv, *, timeout, env, check, input=None) -> proc.Result:
+        assert self.exchanges, f"unexpected command {argv}"
+        expected, code, out, err = self.exchanges.pop(0)
+        assert list(argv) == expected
+        self.inputs.append(input)
+        return proc.Result(list(argv), code, out, err)
+
+
+# Captured from the real single-node Slurm 22.05 (scripts/slurm.sh).
+SCONTROL_COMPLETED = """JobId=45 JobName=wrap
+   UserId=root(0) GroupId=root(0) MCS_label=N/A
+   Priority=4294901717 Nice=0 Account=(null) QOS=(null)
+   JobState=COMPLETED Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   RunTime=00:00:00 TimeLimit=UNLIMITED TimeMin=N/A
+   StartTime=2026-11-25T15:48:24 EndTime=2026-11-25T15:48:24 Deadline=N/A
+   Partition=debug AllocNode:Sid=localhost:18031
+   NodeList=vm
+   BatchHost=vm
+   WorkDir=/tmp/cap
+"""
+SCONTROL_FAILED = SCONTROL_COMPLETED.replace("JobState=COMPLETED Reason=None", "JobState=FAILED Reason=NonZeroExitCode"
+                                             ).replace("ExitCode=0:0", "ExitCode=3:0")
+SCONTROL_CANCELLED = SCONTROL_COMPLETED.replace("JobState=COMPLETED", "JobState=CANCELLED").replace(
+    "ExitCode=0:0", "ExitCode=0:15")
+INVALID = "slurm_load_jobs error: Invalid job id specified\n"
+UNREACHABLE = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+
+
+def squeue(job_id: str) -> list[str]:
+    return ["squeue", "-h", "-j", job_id, "-o", "%T|%r|%S|%N"]
+
+
+def scontrol(job_id: str) -> list[str]:
+    return ["scontrol", "show", "job", job_id]
+
+
+def slurm_job(run_dir: Path, job_id: str = "45") -> BackendJob:
+    return BackendJob("slurm", job_id, "e1", str(run_dir), "2026-11-25T15:48:21+00:00")
+
+
+# --- offline: the head-job script ----------------------------------------------------------------------------------
+def test_the_head_script_carries_exactly_the_settings_and_the_requested_resources(tmp_path: Path) -> None:
+    settings = FlowSettings(slurm_queue="debug", slurm_account="lab", slurm_walltime="12:00:00", slurm_cores=2,
+                            slurm_memory="8GB", slurm_job_extra_directives=["--qos=normal"],
+                            slurm_job_script_prologue=["module load java/17"])
+    launch = Launch("e1", tmp_path, ["nextflow", "run", "/pipes/main.nf", "-params-file", "params.json"],
+                    {"NXF_ANSI_LOG": "false", "FLOW_EVENTS_FILE": str(tmp_path / "events.ndjson")},
+                    Resources(queue="long", walltime="2-00:00:00", cores=4, extra_directives=("--gres=gpu:1",)))
+
+    script = SlurmBackend(settings).job_script(launch)
+
+    lines = script.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert [line for line in lines if line.startswith("#SBATCH")] == [
+        "#SBATCH -J flow-e1",
+        "#SBATCH -p long",
+        "#SBATCH -A lab",
+        "#SBATCH -n 1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=8G",
+        "#SBATCH -t 2-00:00:00",
+        f"#SBATCH --chdir={tmp_path}",
+        f"#SBATCH --output={tmp_path}/head.out",
+        "#SBATCH --qos=normal",
+        "#SBATCH --gres=gpu:1",
+    ]
+    body = lines[lines.index("#SBATCH --gres=gpu:1") + 1:]
+    assert body[0] == "module load java/17"
+    assert "export NXF_ANSI_LOG=false" in body
+    assert f"export FLOW_EVENTS_FILE={tmp_path}/events.ndjson" in body
+    assert "nextflow run /pipes/main.nf -params-file params.json </dev/null &" in body
+    assert body[-1] == 'exit "$flow_rc"'
+
+
+def test_without_resources_the_settings_defaults_apply_and_empty_queue_and_account_are_left_out(tmp_path) -> None:
+    launch = Launch("e2", tmp_path, ["nextflow", "run", "main.nf"], {})
+
+    script = SlurmBackend(FlowSettings()).job_script(launch)
+
+    assert [line for line in script.splitlines() if line.startswith("#SBATCH")] == [
+        "#SBATCH -J flow-e2", "#SBATCH -n 1", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=2G",
+        "#SBATCH -t 24:00:00", f"#SBATCH --chdir={tmp_path}", f"#SBATCH --output={tmp_path}/head.out",
+    ]
+
+
+def test_flow_controlled_values_are_shell_quoted_in_the_script(tmp_path: Path) -> None:
+    launch = Launch("e3", tmp_path, ["nextflow", "run", "/pipes/it's here/main.nf"], {"FLOW_NOTE": "a b; $(x)"})
+
+    script = SlurmBackend(FlowSettings()).job_script(launch)
+
+    assert "export FLOW_NOTE='a b; $(x)'" in script
+    assert "nextflow run '/pipes/it'\"'\"'s here/main.nf' </dev/null &" in script
+
+
+HOSTILE = ["debug\n#SBATCH --uid=0", "#SBATCH --uid=0", "debug;rm -rf /", "deb'ug", 'deb"ug', "de bug", "$(id)"]
+
+
+@pytest.mark.parametrize("name", ["queue", "account", "walltime", "memory"])
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_resource_values_are_a_400_naming_the_field(name: str, value: str) -> None:
+    with pytest.raises(FlowError) as caught:
+        Resources(**{name: value})
+    assert (caught.value.status, caught.value.field) == (400, f"/resources/{name}")
+
+    with pytest.raises(FlowError) as caught:
+        Resources.from_json({name: value})
+    assert (caught.value.status, caught.value.field) == (400, f"/resources/{name}")
+
+
+@pytest.mark.parametrize("directive", [*HOSTILE, "--uid=0", "--ui=0", "--gid=0", "--chdir=/etc", "-D/etc",
+                                       "--output=/etc/passwd", "--export=ALL,LD_PRELOAD=/x.so", "--job-name=x",
+                                       "--wrap=id", "qos=normal"])
+def test_hostile_extra_directives_are_refused_before_anything_is_submitted(tmp_path: Path, directive: str) -> None:
+    replay = Replay()  # no exchange expected: nothing may reach sbatch
+    backend = SlurmBackend(FlowSettings(), runner=replay)
+
+    with pytest.raises(FlowError) as caught:
+        backend.submit(Launch("e4", tmp_path, ["nextflow", "run", "main.nf"], {},
+                              Resources.from_json({"extra_directives": ["--qos=normal", directive]})))
+
+    assert (caught.value.status, caught.value.field) == (400, "/resources/extra_directives/1")
+    assert replay.inputs == []
+    assert not (tmp_path / "head.json").exists()
+
+
+@pytest.mark.parametrize("env,field", [({"X": "a\nb"}, "/env/X"), ({"BAD NAME": "1"}, "/env/BAD NAME"),
+                                       ({"X;id": "1"}, "/env/X;id")])
+def test_environment_that_could_break_the_script_is_refused(tmp_path: Path, env: dict, field: str) -> None:
+    replay = Replay()
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=replay).submit(Launch("e5", tmp_path, ["nextflow"], env))
+    assert (caught.value.status, caught.value.field) == (400, field)
+    assert replay.inputs == []
+
+
+def test_other_bad_resources_are_400s_too() -> None:
+    for body, field in [({"cores": 0}, "/resources/cores"), ({"cores": "4"}, "/resources/cores"),
+                        ({"walltime": "forever"}, "/resources/walltime"), ({"queue": 3}, "/resources/queue"),
+                        ({"gpus": 1}, "/resources/gpus"),
+                        ({"extra_directives": "--qos=x"}, "/resources/extra_directives")]:
+        with pytest.raises(FlowError) as caught:
+            Resources.from_json(body)
+        assert (caught.value.status, caught.value.field) == (400, field), body
+
+
+def test_a_memory_that_is_not_a_size_is_a_400(tmp_path: Path) -> None:
+    launch = Launch("e6", tmp_path, ["nextflow"], {}, Resources(memory="lots"))
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=Replay()).submit(launch)
+    assert (caught.value.status, caught.value.field) == (400, "/resources/memory")
+
+
+# --- offline: replayed scheduler exchanges ---------------------------------------------------------------------------
+def test_sbatch_gets_the_script_on_stdin_and_its_parsable_id_is_recorded(tmp_path: Path) -> None:
+    replay = Replay((["sbatch", "--parsable"], 0, "47;flowdev\n", ""))
+    launch = Launch("e7", tmp_path, ["nextflow", "run", "main.nf"], {})
+
+    job = SlurmBackend(FlowSettings(), runner=replay).submit(launch)
+
+    assert (job.backend, job.job_id, job.execution_uuid, job.run_dir) == ("slurm", "47", "e7", str(tmp_path))
+    assert replay.inputs[0].startswith("#!/usr/bin/env bash\n")
+    assert json.loads((tmp_path / "head.json").read_text())["job_id"] == "47"
+    assert BackendJob.from_json(json.loads(json.dumps(job.to_json()))) == job
+
+
+def test_an_unparsable_sbatch_answer_fails_loudly_with_the_output(tmp_path: Path) -> None:
+    replay = Replay((["sbatch", "--parsable"], 0, "Submitted batch job 47\n", ""))
+    with pytest.raises(RuntimeError, match="Submitted batch job 47"):
+        SlurmBackend(FlowSettings(), runner=replay).submit(Launch("e8", tmp_path, ["nextflow"], {}))
+
+
+def test_a_refused_submission_is_a_400_and_an_unreachable_slurm_a_503(tmp_path: Path) -> None:
+    refused = Replay((["sbatch", "--parsable"], 1, "",
+                      "sbatch: error: Batch job submission failed: Invalid partition name specified\n"))
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=refused).submit(Launch("e9", tmp_path, ["nextflow"], {}))
+    assert (caught.value.status, caught.value.reason) == (400, "submission_rejected")
+    assert "Invalid partition name" in caught.value.message
+
+    down = Replay((["sbatch", "--parsable"], 1, "", "sbatch: error: Batch job submission failed: "
+                   "Unable to contact slurm controller (connect failure)\n"))
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=down).submit(Launch("e9", tmp_path, ["nextflow"], {}))
+    assert (caught.value.status, caught.value.reason) == (503, "scheduler_unavailable")
+
+
+def test_squeue_lines_become_job_infos() -> None:
+    running = parse_squeue_line("RUNNING|None|2026-11-25T15:48:21|vm")
+    pending = parse_squeue_line("PENDING|Resources|2026-11-25T15:58:21|")
+    configuring = parse_squeue_line("CONFIGURING|None|2026-11-25T15:58:21|vm")
+    completing = parse_squeue_line("COMPLETING|None|2026-11-25T15:48:21|vm")
+
+    assert (running.status, running.node, running.reason, running.queue_eta) == (JobStatus.RUNNING, "vm", None, None)
+    assert (pending.status, pending.reason, pending.node) == (JobStatus.PENDING, "Resources", None)
+    assert pending.queue_eta.isoformat(timespec="seconds").startswith("2026-11-25T15:58:21")
+    assert configuring.status is JobStatus.PENDING and completing.status is JobStatus.RUNNING
+    assert parse_squeue_line("PENDING|Priority|N/A|").queue_eta is None
+
+
+def test_scontrol_records_give_the_final_state_and_exit_code() -> None:
+    assert parse_scontrol_job(SCONTROL_COMPLETED) == JobInfo(JobStatus.COMPLETED, 0, None, None, "vm")
+    assert parse_scontrol_job(SCONTROL_FAILED) == JobInfo(JobStatus.FAILED, 3, "NonZeroExitCode", None, "vm")
+    assert parse_scontrol_job(SCONTROL_CANCELLED) == JobInfo(JobStatus.CANCELLED, 143, None, None, "vm")
+    for state in ["TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"]:
+        assert parse_scontrol_job(SCONTROL_FAILED.replace("JobState=FAILED", f"JobState={state}")).status \
+            is JobStatus.FAILED
+
+
+def test_status_walks_from_squeue_to_scontrol_to_the_run_dir(tmp_path: Path) -> None:
+    job = slurm_job(tmp_path)
+    listed = Replay((squeue("45"), 0, "RUNNING|None|2026-11-25T15:48:21|vm\n", ""))
+    assert SlurmBackend(FlowSettings(), runner=listed).status(job) == JobInfo(JobStatus.RUNNING, node="vm")
+
+    finished = Replay((squeue("45"), 0, "", ""), (scontrol("45"), 0, SCONTROL_FAILED, ""))
+    assert SlurmBackend(FlowSettings(), runner=finished).status(job).exit_code == 3
+
+    purged = [(squeue("45"), 1, "", INVALID), (scontrol("45"), 1, "", INVALID)]
+    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is JobStatus.UNKNOWN
+    (tmp_path / "exit_code").write_text("0\n")
+    info = SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job)
+    assert (info.status, info.exit_code) == (JobStatus.COMPLETED, 0)
+    (tmp_path / "exit_code").write_text("1\n")
+    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is JobStatus.FAILED
+
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=Replay((squeue("45"), 1, "", UNREACHABLE))).status(job)
+    assert caught.value.status == 503
+
+
+def test_the_queue_eta_comes_from_squeue_start(tmp_path: Path) -> None:
+    job = slurm_job(tmp_path, "44")
+    start = ["squeue", "--start", "-h", "-j", "44", "-o", "%S"]
+    assert SlurmBackend(FlowSettings(), runner=Replay((start, 0, "N/A\n", ""))).eta(job) is None
+    eta = SlurmBackend(FlowSettings(), runner=Replay((start, 0, "2026-11-25T15:58:21\n", ""))).eta(job)
+    assert eta.isoformat(timespec="seconds").startswith("2026-11-25T15:58:21")
+
+
+def test_task_ids_from_untrusted_files_are_filtered_before_scancel(tmp_path: Path) -> None:
+    replay = Replay(
+        (["squeue", "-h", "-j", "51,52,53", "-o", "%i|%Z"], 0,
+         f"51|{tmp_path}/work/ab/cdef\n52|/home/someone-else\n53|{tmp_path}/work/12/3456\n", ""),
+        (["scancel", "51", "53"], 0, "", ""),
+    )
+    cancelled = SlurmBackend(FlowSettings(), runner=replay).cancel_tasks(
+        ["51", "52", "53", "1;reboot", "-1", "--uid=0"], run_dir=tmp_path)
+    assert cancelled == ["51", "53"]
+
+
+# --- real local runs -------------------------------------------------------------------------------------------------
+@pytest.mark.nextflow
+def test_the_tiny_pipeline_runs_locally_from_running_to_completed(tmp_path: Path) -> None:
+    launch = tiny_launch(tmp_path)
+    backend = LocalBackend()
+
+    job = backend.submit(launch)
+    seen, final = follow(backend, job)
+
+    assert JobStatus.RUNNING in seen
+    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert_tiny_outputs(launch.run_dir)
+    assert (launch.run_dir / "exit_code").read_text() == "0\n"
+    assert job.pid_start_ticks is not None and job.boot_id
+    assert not session_alive(int(job.job_id))
+
+
+def _task_started(run_dir: Path) -> bool:
+    return any((run_dir / "work").glob("*/*/.command.begin"))
+
+
+def _processes_in(run_dir: Path) -> list[int]:
+    """Live processes whose working directory is inside the run dir (Nextflow, its tasks, their sleeps)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(run_dir) and \
+                        (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.nextflow
+def test_cancelling_a_local_run_ends_it_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    launch = sleepy_launch(tmp_path)
+    backend = LocalBackend()
+    job = backend.submit(launch)
+    wait_for(lambda: _task_started(launch.run_dir), "a sleeping task to start")
+    assert backend.status(job).status is JobStatus.RUNNING
+
+    backend.cancel(job)
+
+    final = backend.status(job)
+    assert final.status is JobStatus.CANCELLED, (final, run_log(launch.run_dir))
+    assert not session_alive(int(job.job_id))
+    assert _processes_in(launch.run_dir) == []
+
+
+@pytest.mark.nextflow
+def test_a_restarted_host_finds_a_local_run_and_follows_it_to_its_end(tmp_path: Path) -> None:
+    launch = tiny_launch(tmp_path)
+    # The "old host": another Python process submits and exits, so the run is no longer anyone's child of ours.
+    submitter = (
+        "import json, sys; from pathlib import Path\n"
+        "from flow_jupyter.execution.backends import Launch, LocalBackend\n"
+        "launch = Launch(sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4]))\n"
+        "print(json.dumps(LocalBackend().submit(launch).to_json()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", submitter, launch.execution_uuid, str(launch.run_dir),
+                           json.dumps(launch.argv), json.dumps(launch.env)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    submitted = BackendJob.from_json(json.loads(done.stdout))
+
+    restarted = LocalBackend()
+    found = restarted.find(launch.execution_uuid, launch.run_dir)
+
+    assert found == submitted
+    assert restarted.find(str(uuid.uuid4()), launch.run_dir) is None
+    seen, final = follow(restarted, found)
+    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert_tiny_outputs(launch.run_dir)
+    # Once ended, a fresh instance still tells the same story from the exit_code file.
+    assert LocalBackend().status(LocalBackend().find(launch.execution_uuid, launch.run_dir)).status \
+        is JobStatus.COMPLETED
+
+
+def test_a_reused_pid_is_not_taken_for_the_run(tmp_path: Path) -> None:
+    # This very process is alive, but it is not the process the record names (other start time).
+    job = BackendJob("local", str(os.getpid()), "e10", str(tmp_path), "2026-01-01T00:00:00+00:00",
+                     pid_start=0.0, pid_start_ticks=1, boot_id=boot_id())
+    backend = LocalBackend()
+
+    assert backend.status(job).status is JobStatus.UNKNOWN
+    (tmp_path / "exit_code").write_text("1\n")
+    assert backend.status(job) == JobInfo(JobStatus.FAILED, 1, "exit code recorded in the run directory")
+    backend.cancel(job)  # must not signal this (unrelated) process
+    assert backend.status(job).status is JobStatus.CANCELLED  # a cancel was requested; 1 is read as cancelled
+
+
+# --- real Slurm ---------------------------------------------------------------------------------------------------
+@pytest.mark.nextflow
+@pytest.mark.slurm
+def test_the_tiny_pipeline_runs_as_a_slurm_head_job_and_is_found_by_name(tmp_path: Path, slurm_cluster) -> None:
+    launch = tiny_launch(tmp_path, config=SLURM_TASKS_CONFIG)
+    backend = SlurmBackend(FlowSettings())
+
+    job = backend.submit(launch)
+    # A restarted host that lost head.json still finds the job by its name while Slurm lists it.
+    (launch.run_dir / "head.json").rename(launch.run_dir / "head.json.away")
+    found = backend.find(launch.execution_uuid, launch.run_dir)
+    (launch.run_dir / "head.json.away").rename(launch.run_dir / "head.json")
+    seen, final = follow(backend, job)
+
+    assert found is not None and found.job_id == job.job_id
+    assert seen & {JobStatus.PENDING, JobStatus.RUNNING}
+    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert_tiny_outputs(launch.run_dir)
+    assert (launch.run_dir / "exit_code").read_text() == "0\n"
+    assert backend.find(launch.execution_uuid, launch.run_dir) == job  # from head.json once it left squeue
+
+
+@pytest.mark.nextflow
+@pytest.mark.slurm
+def test_cancelling_a_slurm_run_cancels_the_head_job_and_its_task_jobs(tmp_path: Path, slurm_cluster) -> None:
+    launch = sleepy_launch(tmp_path, config=SLURM_TASKS_CONFIG)
+    backend = SlurmBackend(FlowSettings())
+    job = backend.submit(launch)
+    tasks = wait_for(lambda: len(ids := backend.task_jobs(job)) == 2 and ids, "both task jobs to be listed")
+
+    backend.cancel(job)
+
+    seen, final = follow(backend, job)
+    assert final.status is JobStatus.CANCELLED, (final, run_log(launch.run_dir))
+
+    def task_state(task_id: str) -> str:
+        out = proc.run(["scontrol", "show", "job", task_id], check=False).stdout
+        return parse_scontrol_job(out).status if "JobState=" in out else JobStatus.UNKNOWN
+
+    wait_for(lambda: all(task_state(t) is not JobStatus.RUNNING and task_state(t) is not JobStatus.PENDING
+                         for t in tasks), "the task jobs to end")
+    assert {task_state(t) for t in tasks} <= {JobStatus.CANCELLED, JobStatus.UNKNOWN}
+    assert backend.task_jobs(job) == []
+
+
+@pytest.mark.slurm
+def test_a_job_slurm_has_forgotten_is_judged_by_the_run_dir(tmp_path: Path, slurm_cluster) -> None:
+    # Waiting for MinJobAge (300 s) is too long: a job id Slurm never had answers exactly like a purged one.
+    job = slurm_job(tmp_path, "987654321")
+    backend = SlurmBackend(FlowSettings())
+
+    assert backend.status(job).status is JobStatus.UNKNOWN
+    (tmp_path / "exit_code").write_text("0\n")
+    assert backend.status(job).status is JobStatus.COMPLETED
+    (tmp_path / "exit_code").write_text("143\n")
+    assert backend.status(job).status is JobStatus.CANCELLED
+    assert backend.eta(job) is None
+    backend.cancel(job)  # already gone: nothing to do, no error
+
+
+@pytest.mark.slurm
+def test_an_unreachable_slurm_is_a_503_the_manager_can_retry(tmp_path: Path, slurm_cluster) -> None:
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=down\nSlurmctldHost=localhost\nSlurmctldPort=1\n"
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=debug Nodes=ALL Default=YES\n")
+    backend = SlurmBackend(FlowSettings(slurm_conf=str(conf)))
+
+    with pytest.raises(FlowError) as caught:
+        backend.submit(Launch("e11", tmp_path, ["nextflow", "run", "main.nf"], {}))
+
+    assert (caught.value.status, caught.value.reason) == (503, "scheduler_unavailable")
