@@ -1,0 +1,124 @@
+"""Turning a validated launch into files and a Nextflow command line.
+
+Only two things a user chose reach Nextflow, and both as data: the parameters, written to ``params.json`` and
+passed with ``-params-file``; and Slurm task options, passed through environment variables that the generated
+config reads with ``System.getenv``. The generated ``flow.config`` and the argv hold only values Flow controls
+(paths it made, the plugin id, a validated session UUID), so no user text is ever parsed as Groovy or shell.
+
+nextflow.py is not used to start runs: its ``submit_execution`` builds a shell string and pastes params between
+unescaped quotes. Flow builds the argv itself and hands it to a backend (local process group or Slurm head job).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import bad_request
+from ..toolchain.nf_plugin import DEFAULT_EVENTS_FILE, EVENTS_FILE_ENV, config_snippet
+from .backends import Launch, Resources
+
+SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PARAMS_FILE = "params.json"
+CONFIG_FILE = "flow.config"
+TRACE_FILE = "trace.txt"
+LOG_FILE = ".nextflow.log"
+WORK_DIR = "work"
+TASK_QUEUE_ENV = "FLOW_TASK_QUEUE"
+TASK_ACCOUNT_ENV = "FLOW_TASK_ACCOUNT"
+
+SLURM_CONFIG = f"""
+process {{
+    executor = 'slurm'
+    queue = System.getenv('{TASK_QUEUE_ENV}') ?: null
+    clusterOptions = System.getenv('{TASK_ACCOUNT_ENV}') ? "--account=${{System.getenv('{TASK_ACCOUNT_ENV}')}}" : null
+}}
+executor {{
+    queueStatInterval = '5s'
+    pollInterval = '2s'
+}}
+"""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything needed to start one Nextflow run; `write` puts the files in place, `launch` makes the request."""
+
+    run_dir: Path
+    argv: list[str]
+    env: dict[str, str]
+    params: dict[str, Any]
+    config_text: str
+    resources: Resources | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    def write(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            _write_atomically(self.run_dir / name, text)
+
+    def launch(self, execution_uuid: str) -> Launch:
+        return Launch(execution_uuid=execution_uuid, run_dir=self.run_dir, argv=self.argv, env=self.env,
+                      resources=self.resources)
+
+
+def nest_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Dotted names from schema-less forms (``nested.key``) become the nested objects Nextflow expects."""
+    nested: dict[str, Any] = {}
+    for name, value in params.items():
+        parts = name.split(".")
+        target = nested
+        for part in parts[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise bad_request(f"Parameter '{name}' clashes with '{part}'.", field=f"/params/{name}")
+            target = child
+        target[parts[-1]] = value
+    return nested
+
+
+def plan_run(
+    *,
+    pipeline_dir: Path,
+    run_dir: Path,
+    params: dict[str, Any],
+    executor: str,
+    resources: Resources | None = None,
+    resume_session: str | None = None,
+    with_plugin: bool = True,
+) -> RunPlan:
+    """The files and argv of one run in ``run_dir`` (its launch directory, where Nextflow's state lives)."""
+    main = Path(pipeline_dir) / "main.nf"
+    if not main.is_file():
+        raise bad_request("The pipeline version has no main.nf.", reason="no_main_script")
+    if resume_session is not None and not SESSION_ID.match(resume_session):
+        raise bad_request("Not a Nextflow session id.", field="/resume", reason="bad_session")
+    config = (config_snippet() + "\n" if with_plugin else "") + (SLURM_CONFIG if executor == "slurm" else "")
+    argv = [
+        "nextflow", "-log", LOG_FILE, "run", str(main),
+        "-params-file", PARAMS_FILE, "-c", CONFIG_FILE, "-work-dir", WORK_DIR, "-with-trace", TRACE_FILE,
+    ]
+    if resume_session:
+        argv += ["-resume", resume_session]
+    env = {"NXF_ANSI_LOG": "false", "NXF_OFFLINE": "true", EVENTS_FILE_ENV: str(Path(run_dir) / DEFAULT_EVENTS_FILE)}
+    if executor == "slurm" and resources is not None:
+        if resources.queue:
+            env[TASK_QUEUE_ENV] = resources.queue
+        if resources.account:
+            env[TASK_ACCOUNT_ENV] = resources.account
+    nested = nest_params(params)
+    files = {PARAMS_FILE: json.dumps(nested, indent=2, ensure_ascii=False) + "\n", CONFIG_FILE: config}
+    return RunPlan(run_dir=Path(run_dir), argv=argv, env=env, params=nested, config_text=config,
+                   resources=resources, files=files)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
