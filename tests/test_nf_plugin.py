@@ -134,7 +134,10 @@ def _assert_successful_tiny_run(events: list[dict], run_dir: Path, executor: str
     assert sorted(_names(events, "task_complete")) == expected
     for name in expected:
         order = [e["event"] for e in events if e["event"] in TASK_EVENTS and e["task"]["name"] == name]
-        assert [k for k in order if k != "task_pending"] == ["task_submit", "task_start", "task_complete"], name
+        # Nextflow reports submit and start from different threads, so under load a start can come first;
+        # each task is still submitted, started and completed exactly once, completion last.
+        seen = [k for k in order if k != "task_pending"]
+        assert sorted(seen) == ["task_complete", "task_start", "task_submit"] and seen[-1] == "task_complete", name
         if "task_pending" in order:
             assert order[0] == "task_pending", name
 
