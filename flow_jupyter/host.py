@@ -39,6 +39,7 @@ class FlowHost:
         self.storage.prepare()
         self.db = Database(self.settings.resolved_database_url())
         self.periodic: PeriodicTasks | None = None
+        self.manager: Any = None
         POOLS.watch("flow", self.db.engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
@@ -74,6 +75,10 @@ class FlowHost:
             PeriodicTask("expire-zips", interval, lambda host: expire_zips(host, host.settings.zip_expiry_seconds)),
         ])
         self.periodic.start()
+        from .execution.manager import ExecutionManager
+
+        self.manager = ExecutionManager(self)
+        self.manager.start()
 
     def run_as(self, identity: Identity, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a service function ``fn(session, actor, *args)`` in one transaction (blocking; see `call`)."""
@@ -87,6 +92,8 @@ class FlowHost:
         return await asyncio.to_thread(self.run_as, identity, fn, *args, **kwargs)
 
     def close(self) -> None:
+        if self.manager is not None:
+            self.manager.stop()
         if self.periodic is not None:
             self.periodic.stop()
         self.db.dispose()

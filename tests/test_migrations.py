@@ -24,7 +24,7 @@ def test_migrations_match_the_models_and_are_idempotent(database_url: str) -> No
 
     assert diff == []
     assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(flow_root) -> None:

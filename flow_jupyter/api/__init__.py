@@ -1,7 +1,7 @@
 """Thin REST handlers under /flow/api/, one module per resource; `default_handlers` collects them."""
 from __future__ import annotations
 
-from . import datafiles, downloads, groups, health, metrics, pipelines, projects, samples, shares, uploads
+from . import datafiles, downloads, executions, groups, health, metrics, pipelines, projects, samples, shares, uploads
 
 default_handlers: list[tuple] = [
     *health.default_handlers,
@@ -14,4 +14,5 @@ default_handlers: list[tuple] = [
     *uploads.default_handlers,
     *downloads.default_handlers,
     *pipelines.default_handlers,
+    *executions.default_handlers,
 ]

@@ -268,3 +268,65 @@ class PipelineVersion(Base):
     config_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     pipeline: Mapped[Pipeline] = relationship(back_populates="versions")
+
+
+class Execution(Base):
+    """One Nextflow run (or a resume of one), driven by the host's execution manager from this row alone."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_owner_id_id", "owner_id", "id"),
+        Index("ix_executions_project_id_id", "project_id", "id"),
+        Index("ix_executions_status_id", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    pipeline_version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    backend: Mapped[str] = mapped_column(String(16), default="local")
+    backend_job: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    run_dir: Mapped[str] = mapped_column(String(1024))
+    session_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    run_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    resumed_from_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"),
+                                                        default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    exit_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    monitor_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    monitor_offsets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+
+
+class ProcessExecution(Base):
+    """One Nextflow task of an execution, upserted from the monitor's changes (listing order: id)."""
+
+    __tablename__ = "process_executions"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "task_key", name="uq_process_executions_execution_task"),
+        Index("ix_process_executions_execution_id_id", "execution_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))
+    task_key: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    process: Mapped[str | None] = mapped_column(String(1024), default=None)
+    tag: Mapped[str | None] = mapped_column(String(1024), default=None)
+    native_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="NEW")
+    exit: Mapped[int | None] = mapped_column(Integer, default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cpu_percent: Mapped[float | None] = mapped_column(default=None)
+    peak_rss: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    workdir: Mapped[str | None] = mapped_column(String(4096), default=None)

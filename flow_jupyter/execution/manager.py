@@ -1,0 +1,310 @@
+"""The execution manager: the host's asyncio loop that turns execution rows into Nextflow runs and back.
+
+No broker: every ~0.5 s one tick (on a worker thread, never on the event loop) claims pending rows, plans and submits
+them, polls the monitor of every active run from its persisted state and offsets, and settles runs whose backend job
+ended. All it needs is in the database and the run directories, so the first tick after a restart reconciles every
+non-terminal row with reality (head job alive? run dir says finished?).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..db.models import DataFile, Execution, Origin, PipelineVersion, ProcessExecution, User
+from ..data.files import register_file
+from ..errors import FlowError
+from ..identity import Identity, resolve
+from ..pipelines import registry
+from ..toolchain.nf_plugin import EVENTS_FILE_ENV
+from .backends import Backend, BackendJob, JobStatus, Resources, backend_named
+from .launch import LOG_FILE, TRACE_FILE, plan_run
+from .monitor import TERMINAL_RUN_STATUSES, Monitor, RunState, TaskRecord
+from .service import ACTIVE_STATUSES, resolve_params, run_files, to_datetime
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5
+CLAIM_BATCH = 8
+RETRY_SECONDS = 10.0
+MANAGER_KEY = "manager"
+_BACKEND_STATUS = {JobStatus.COMPLETED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ExecutionManager:
+    """Drives executions for one host; `start`/`stop` from the host, `tick` does one round (blocking)."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self._backends: dict[str, Backend] = {}
+        self._retry_at: dict[int, float] = {}
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._first_round = True
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from tornado.ioloop import IOLoop
+
+        IOLoop.current().spawn_callback(self._run)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        self._task = asyncio.current_task()
+        while not self._stopping:
+            try:
+                await asyncio.to_thread(self.tick)
+            except asyncio.CancelledError:
+                raise
+            except FlowError as exc:  # e.g. the database is down: health reports it; retry next round
+                log.debug("Flow execution manager: %s", exc.message)
+            except Exception:  # one bad round must not end the manager
+                log.exception("Flow execution manager: tick failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = backend_named(name, self.host.settings)
+        return self._backends[name]
+
+    # --- one round -----------------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if self._stopping:
+            return
+        self.host.ensure_schema()
+        for execution_id in self._claim():
+            self._submit(execution_id)
+        with self.host.db.session() as session:
+            active = session.scalars(select(Execution.id).where(Execution.status.in_(ACTIVE_STATUSES))
+                                     .order_by(Execution.id)).all()
+        for execution_id in active:
+            try:
+                self._follow(execution_id)
+            except Exception:
+                log.exception("Flow execution manager: following execution %s failed", execution_id)
+        self._first_round = False
+
+    def _claim(self) -> list[int]:
+        """Pending rows this host now owns (status 'submitted'): SKIP LOCKED on PostgreSQL, a guarded UPDATE on
+        SQLite, so two hosts never submit one execution twice."""
+        due = time.monotonic()
+        claimed: list[int] = []
+        with self.host.db.session() as session:
+            query = select(Execution).where(Execution.status == "pending").order_by(Execution.id).limit(CLAIM_BATCH)
+            if session.bind.dialect.name == "postgresql":
+                rows = session.scalars(query.with_for_update(skip_locked=True)).all()
+                for row in rows:
+                    if self._retry_at.get(row.id, 0) <= due:
+                        row.status = "submitted"
+                        claimed.append(row.id)
+            else:
+                for execution_id in session.scalars(query.with_only_columns(Execution.id)).all():
+                    if self._retry_at.get(execution_id, 0) > due:
+                        continue
+                    done = session.execute(update(Execution).where(Execution.id == execution_id,
+                                                                   Execution.status == "pending")
+                                           .values(status="submitted"))
+                    if done.rowcount == 1:
+                        claimed.append(execution_id)
+        return claimed
+
+    def _submit(self, execution_id: int) -> None:
+        """Plan, write and submit one claimed execution; a scheduler outage puts it back to pending."""
+        try:
+            with self.host.db.session() as session:
+                execution = session.get(Execution, execution_id)
+                plan, files = self._plan(session, execution)
+                plan.write()
+                execution_uuid = execution.uuid
+                backend_name = execution.backend
+            job = self.backend(backend_name).submit(plan.launch(execution_uuid))
+        except FlowError as exc:
+            with self.host.db.session() as session:
+                execution = session.get(Execution, execution_id)
+                execution.error = exc.message
+                if exc.status == 503:
+                    execution.status = "pending"
+                    self._retry_at[execution_id] = time.monotonic() + RETRY_SECONDS
+                else:
+                    execution.status, execution.finished_at = "failed", now()
+            return
+        except Exception as exc:
+            log.exception("Flow execution manager: submitting execution %s failed", execution_id)
+            with self.host.db.session() as session:
+                execution = session.get(Execution, execution_id)
+                execution.status, execution.finished_at, execution.error = "failed", now(), f"Submit failed: {exc}"
+            return
+        self._retry_at.pop(execution_id, None)
+        with self.host.db.session() as session:
+            execution = session.get(Execution, execution_id)
+            execution.backend_job = job.to_json()
+            execution.submitted_at = now()
+            execution.error = None
+
+    def _plan(self, session: Session, execution: Execution):
+        """The run plan, with data-file references resolved again as the owner (rights may have changed)."""
+        owner = session.get(User, execution.owner_id)
+        actor = resolve(session, Identity(name=owner.name, is_admin=owner.is_admin))
+        storage = self.host.storage
+        params = resolve_params(session, actor, storage, execution.params or {})
+        version = session.get(PipelineVersion, execution.pipeline_version_id)
+        run_dir = storage.resolve(execution.run_dir)
+        files = run_files(execution)
+        resources = Resources.from_json(execution.resources) if execution.resources else None
+        resume = execution.session_id if execution.resumed_from_id is not None else None
+        plan = plan_run(pipeline_dir=registry.version_dir(storage, version), run_dir=run_dir, params=params,
+                        executor=execution.backend, resources=resources, resume_session=resume)
+        argv = [files["log"] if arg == LOG_FILE else files["trace"] if arg == TRACE_FILE else arg
+                for arg in plan.argv]
+        env = {**plan.env, EVENTS_FILE_ENV: str(run_dir / files["events"])}
+        return dataclasses.replace(plan, argv=argv, env=env), files
+
+    # --- following a run -------------------------------------------------------------------------------------
+
+    def _follow(self, execution_id: int) -> None:
+        with self.host.db.session() as session:
+            execution = session.get(Execution, execution_id)
+            if execution.status not in ACTIVE_STATUSES:
+                return
+            run_dir = self.host.storage.resolve(execution.run_dir)
+            backend = self.backend(execution.backend)
+            if execution.backend_job is None:
+                # Claimed, then a host stopped before recording the job. Only the first round after start-up judges
+                # this (later, the row may be another replica's submission in flight).
+                if not self._first_round:
+                    return
+                job = backend.find(execution.uuid, run_dir)
+                if job is None:
+                    execution.status = "pending"
+                    return
+                execution.backend_job = job.to_json()
+            job = BackendJob.from_json(execution.backend_job)
+            # The manager's own notes ride along in monitor_state under MANAGER_KEY (RunState ignores them).
+            notes = dict((execution.monitor_state or {}).get(MANAGER_KEY) or {})
+            if execution.cancel_requested and not notes.get("cancel_sent"):
+                backend.cancel(job)
+                notes["cancel_sent"] = True
+            files = run_files(execution)
+            state = RunState.from_dict(execution.monitor_state) if execution.monitor_state else None
+            monitor = Monitor(run_dir, state, execution.monitor_offsets, events_file=files["events"],
+                              trace_file=files["trace"], log_file=files["log"])
+            changed = self._poll(session, execution, monitor)
+            try:
+                info = backend.status(job)
+            except FlowError as exc:  # scheduler unreachable: keep following the files, decide later
+                info = None
+                notes["backend_error"] = exc.message
+            if info is not None:
+                notes.pop("backend_error", None)
+                eta = info.queue_eta.isoformat() if info.queue_eta else None
+                if eta != notes.get("queue_eta"):
+                    notes["queue_eta"] = eta
+                if info.status.terminal or info.status == JobStatus.UNKNOWN:
+                    changed = self._poll(session, execution, monitor) or changed  # the final words of the run
+                    self._settle(execution, monitor.state, info)
+            old_notes = (execution.monitor_state or {}).get(MANAGER_KEY) or {}
+            if changed or notes != old_notes or monitor.offsets != execution.monitor_offsets \
+                    or execution.status in TERMINAL_RUN_STATUSES:
+                execution.monitor_state = {**monitor.state.to_dict(), MANAGER_KEY: notes}
+                execution.monitor_offsets = monitor.offsets
+
+    def _poll(self, session: Session, execution: Execution, monitor: Monitor) -> bool:
+        changes = monitor.poll()
+        while changes.more:
+            more = monitor.poll()
+            changes.tasks.update(more.tasks)
+            changes.published.extend(more.published)
+            changes.run_changed = changes.run_changed or more.run_changed or bool(more)
+            changes.more = more.more
+        if not changes and not changes.run_changed:
+            return False
+        state = monitor.state
+        execution.run_name = state.run_name or execution.run_name
+        if state.session_id:
+            execution.session_id = state.session_id
+        execution.started_at = execution.started_at or to_datetime(state.started)
+        if state.status == "running" and execution.status == "submitted":
+            execution.status = "running"
+        self._upsert_tasks(session, execution, changes.tasks)
+        self._register_published(session, execution, changes.published)
+        return True
+
+    def _upsert_tasks(self, session: Session, execution: Execution, tasks: dict[str, TaskRecord]) -> None:
+        if not tasks:
+            return
+        keys = list(tasks)
+        existing = {row.task_key: row for row in session.scalars(
+            select(ProcessExecution).where(ProcessExecution.execution_id == execution.id,
+                                           ProcessExecution.task_key.in_(keys)))}
+        for key, task in tasks.items():
+            row = existing.get(key)
+            if row is None:
+                row = ProcessExecution(execution_id=execution.id, task_key=key[:64])
+                session.add(row)
+            row.task_id, row.name, row.process, row.tag = task.task_id, task.name, task.process, task.tag
+            row.native_id = task.native_id[:255] if task.native_id else None
+            row.status, row.exit = task.status, task.exit
+            row.submitted_at, row.started_at = to_datetime(task.submit), to_datetime(task.start)
+            row.finished_at, row.cpu_percent, row.peak_rss = to_datetime(task.complete), task.cpu_percent, task.peak_rss
+            row.workdir = task.workdir
+        session.flush()
+
+    def _register_published(self, session: Session, execution: Execution, published: list[dict[str, Any]]) -> None:
+        """Published files under this execution's run dir become output DataFiles of its project, once each."""
+        storage = self.host.storage
+        run_dir = storage.resolve(execution.run_dir)
+        for item in published:
+            destination = Path(item.get("destination") or "")
+            try:
+                relative = str(destination.relative_to(storage.root))
+                path = storage.resolve(relative)
+            except (ValueError, FlowError):
+                continue  # published outside the Flow root: not Flow's to register
+            if run_dir not in path.parents or not path.is_file():
+                continue
+            relative = str(path.relative_to(storage.root))
+            if session.scalar(select(DataFile.id).where(DataFile.storage_path == relative)) is not None:
+                continue
+            digest, size = hashlib.sha256(), 0
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            register_file(session, owner_id=execution.owner_id, project_id=execution.project_id, sample_id=None,
+                          filename=path.name, storage_path=relative, size=size, sha256=digest.hexdigest(),
+                          origin=Origin.output, execution_id=execution.id)
+
+    def _settle(self, execution: Execution, state: RunState, info) -> None:
+        """The backend job ended (or vanished): decide the outcome from the monitor, else from the backend."""
+        if state.status in TERMINAL_RUN_STATUSES:
+            status = state.status
+        elif info.status == JobStatus.UNKNOWN:
+            status = "lost"
+            execution.error = execution.error or f"The run's head job is gone without an outcome ({info.reason})."
+        else:
+            status = _BACKEND_STATUS[info.status]
+        if execution.cancel_requested and status != "succeeded":
+            status = "cancelled"
+        execution.status = status
+        execution.finished_at = to_datetime(state.finished) or now()
+        execution.exit_status = state.exit_status if state.exit_status is not None else info.exit_code
+        if status == "failed":
+            execution.error = state.error_message or execution.error or f"Nextflow exited with {info.exit_code}."
