@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def _script(*argv: str) -> str:
     if done.returncode != 0:
         pytest.fail(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done.stdout.strip()
+
+
+def wait_for_slurm_job(job_id: str, timeout: float) -> tuple[str, str]:
+    """(JobState, ExitCode) of a Slurm job once it ended; cancels it and fails the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
+        fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
+        if fields.get("JobState") in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}:
+            return fields["JobState"], fields.get("ExitCode", "")
+        time.sleep(1)
+    subprocess.run(["scancel", job_id], timeout=30)
+    pytest.fail(f"Slurm job {job_id} did not finish within {timeout} s")
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,12 @@ import csv
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PIPELINE
+from conftest import TINY_PIPELINE, wait_for_slurm_job
 
 NAMES = ["Rosalind", "Ada", "Grace"]
 EXPECTED = "".join(f"Hello, {name}!\n" for name in sorted(NAMES))
@@ -119,24 +118,12 @@ def test_tiny_pipeline_runs_as_a_slurm_head_job_with_slurm_tasks(tmp_path: Path,
 
     job_id = subprocess.run(["sbatch", "--parsable", "-D", str(run_dir), str(script)], capture_output=True,
                             text=True, check=True, timeout=60, env=_env()).stdout.strip().split(";")[0]
-    state, exit_code = _wait_for_slurm_job(job_id, timeout=300)
+    state, exit_code = wait_for_slurm_job(job_id, timeout=300)
 
     assert (state, exit_code) == ("COMPLETED", "0:0"), (run_dir / "head.out").read_text()
     _assert_outputs(run_dir)
     task_job_ids = [row["native_id"] for row in _trace_rows(run_dir)]
     assert len(task_job_ids) == 4 and all(jid.isdigit() and jid != job_id for jid in task_job_ids)
-
-
-def _wait_for_slurm_job(job_id: str, timeout: float) -> tuple[str, str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
-        fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
-        if fields.get("JobState") in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}:
-            return fields["JobState"], fields.get("ExitCode", "")
-        time.sleep(1)
-    subprocess.run(["scancel", job_id], timeout=30)
-    pytest.fail(f"Slurm job {job_id} did not finish within {timeout} s")
 
 
 def _env() -> dict[str, str]:

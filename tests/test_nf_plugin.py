@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PIPELINE
+from conftest import TINY_PIPELINE, wait_for_slurm_job
 from flow_jupyter.config import FlowSettings
 from flow_jupyter.toolchain.nextflow_install import JVM_OPENS, JVM_PROPERTIES, NextflowInstall
 from flow_jupyter.toolchain.nf_plugin import (
@@ -304,7 +304,7 @@ def test_a_slurm_head_job_reports_slurm_job_ids_of_its_tasks(
 
     job_id = subprocess.run(["sbatch", "--parsable", "-D", str(run_dir), str(script)], capture_output=True,
                             text=True, check=True, timeout=60).stdout.strip().split(";")[0]
-    state, exit_code = _wait_for_slurm_job(job_id, timeout=300)
+    state, exit_code = wait_for_slurm_job(job_id, timeout=300)
 
     assert (state, exit_code) == ("COMPLETED", "0:0"), (run_dir / "head.out").read_text()
     events = _events(events_file)
@@ -313,15 +313,3 @@ def test_a_slurm_head_job_reports_slurm_job_ids_of_its_tasks(
     assert len(native_ids) == 4 and all(jid.isdigit() and jid != job_id for jid in native_ids)
     submitted = {e["task"]["name"]: e["task"]["native_id"] for e in events if e["event"] == "task_submit"}
     assert sorted(submitted.values()) == sorted(native_ids), "the Slurm job id is known from submission on"
-
-
-def _wait_for_slurm_job(job_id: str, timeout: float) -> tuple[str, str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
-        fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
-        if fields.get("JobState") in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}:
-            return fields["JobState"], fields.get("ExitCode", "")
-        time.sleep(1)
-    subprocess.run(["scancel", job_id], timeout=30)
-    pytest.fail(f"Slurm job {job_id} did not finish within {timeout} s")
