@@ -20,7 +20,7 @@ class FlowApp(ExtensionApp):
         settings = FlowSettings(parent=self)
         self.flow = FlowHost(settings)
         self.settings["flow"] = self.flow
-        self.flow.start_periodic_tasks()
+        self.flow.start_background_work()
         self.log.info("Flow %s: root %s, executor %s", __version__, settings.root_dir, settings.executor)
 
     async def stop_extension(self) -> None:

@@ -64,10 +64,12 @@ class FlowHost:
                                 f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
             self._migrated = True
 
-    def start_periodic_tasks(self) -> None:
-        """Housekeeping on the host's event loop: expired uploads and old bulk-download zips."""
+    def start_background_work(self) -> None:
+        """On the host's event loop: housekeeping (expired uploads, old bulk-download zips) and the execution
+        manager that launches and follows runs."""
         from .data.downloads import expire_zips
         from .data.uploads import expire_uploads
+        from .execution.manager import ExecutionManager
 
         interval = self.settings.upload_cleanup_interval
         self.periodic = PeriodicTasks(self, [
@@ -75,8 +77,6 @@ class FlowHost:
             PeriodicTask("expire-zips", interval, lambda host: expire_zips(host, host.settings.zip_expiry_seconds)),
         ])
         self.periodic.start()
-        from .execution.manager import ExecutionManager
-
         self.manager = ExecutionManager(self)
         self.manager.start()
 
