@@ -154,6 +154,10 @@ class FlowSettings(Configurable):
         help="""Components whose failure makes Flow unhealthy (503 from /flow/api/health, non-zero `doctor`).
         'slurm' is added automatically when executor is 'slurm'; the others are still checked and reported.""",
     ).tag(config=True)
+    launch_retry_seconds = Float(
+        3600.0, help="How long a launch waits for an unreachable scheduler (retried every few seconds) before the "
+        "execution fails with the scheduler's error. The launch request itself answers 503 with Retry-After."
+    ).tag(config=True)
     min_free_disk_gb = Float(
         1.0, help="Free space under root_dir below which the 'disk' component fails, in GiB."
     ).tag(config=True)

@@ -18,6 +18,7 @@ class FilesHandler(FlowHandler):
             files.list_files, self.get_query_argument("after", None), self.page_limit(),
             project=self.int_argument("project", minimum=1), sample=self.int_argument("sample", minimum=1),
             name_prefix=self.get_query_argument("name", None), file_type_=self.get_query_argument("type", None),
+            execution=self.get_query_argument("execution", None),
         ))
 
 

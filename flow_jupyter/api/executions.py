@@ -1,14 +1,24 @@
-"""/flow/api/executions: launch a pipeline, follow it (detail, tasks, log), cancel it, resume it.
+"""/flow/api/executions: launch a pipeline, follow it (detail, tasks, log), cancel it, resume it, and read what
+it left: reports (served sandboxed), MultiQC's data, logs.
 
 Handlers only store and read rows; the host's execution manager submits and follows the runs.
 """
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..execution import service
+from ..data.downloads import Servable
+from ..errors import FlowError
+from ..execution import outputs, service
+from ..execution.backends import backend_named
+from ..execution.manager import RETRY_SECONDS
+from ..reports import MAX_MULTIQC_JSON_BYTES, REPORT_CSP, report_headers, sandbox_html
 from .base import FlowHandler
+from .downloads import DownloadHandler
 from .schemas import ID, body
 
 EXECUTION = r"/flow/api/executions/([0-9a-fA-F-]{1,36})"
@@ -28,7 +38,14 @@ EXECUTION_CREATE = body({
 EXECUTION_RESUME = body({"params": PARAMS, "provenance": PROVENANCE})
 
 
-class ExecutionsHandler(FlowHandler):
+class ExecutionHandlerBase(FlowHandler):
+    def wake_manager(self) -> None:
+        manager = getattr(self.flow, "manager", None)
+        if manager is not None:
+            manager.wake()
+
+
+class ExecutionsHandler(ExecutionHandlerBase):
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -42,7 +59,18 @@ class ExecutionsHandler(FlowHandler):
     @authorized
     async def post(self) -> None:
         launch = self.json_body(EXECUTION_CREATE)
-        self.write_json(await self.call(service.create, self.flow.storage, self.flow.settings, launch), 201)
+        settings = self.flow.settings
+        created = await self.call(service.create, self.flow.storage, settings, launch,
+                                  lambda name, resources: backend_named(name, settings).check_launch(resources))
+        self.wake_manager()
+        if created.get("backend_error"):
+            # Stored and retried by the manager, but the caller should know the scheduler is down right now.
+            self.set_header("Retry-After", str(int(RETRY_SECONDS)))
+            error = FlowError(503, "scheduler_unavailable", f"{created['backend_error']} The execution is kept and "
+                              "starts when the scheduler is back.")
+            self.write_json({**error.as_json(), "execution": created}, 503)
+            return
+        self.write_json(created, 201)
 
 
 class ExecutionHandler(FlowHandler):
@@ -70,20 +98,85 @@ class LogHandler(FlowHandler):
         self.write_json(await self.call(service.log_tail, self.flow.storage, execution, offset))
 
 
-class CancelHandler(FlowHandler):
+class CancelHandler(ExecutionHandlerBase):
     @web.authenticated
     @authorized
     async def post(self, execution: str) -> None:
-        self.write_json(await self.call(service.cancel, execution))
+        cancelled = await self.call(service.cancel, execution)
+        self.wake_manager()
+        self.write_json(cancelled)
 
 
-class ResumeHandler(FlowHandler):
+class ResumeHandler(ExecutionHandlerBase):
     @web.authenticated
     @authorized
     async def post(self, execution: str) -> None:
         changes = self.json_body(EXECUTION_RESUME) if self.request.body else {}
-        self.write_json(await self.call(service.resume, self.flow.storage, self.flow.settings, execution, changes),
-                        201)
+        resumed = await self.call(service.resume, self.flow.storage, self.flow.settings, execution, changes)
+        self.wake_manager()
+        self.write_json(resumed, 201)
+
+
+def _servable(served: outputs.ServedFile) -> Servable:
+    """A run file as a download target; its ETag follows size and mtime, since logs grow while a run goes on."""
+    info = served.path.stat()
+    return Servable(path=served.path, filename=served.filename, etag=f'"{info.st_size:x}-{info.st_mtime_ns:x}"')
+
+
+class ReportsHandler(FlowHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, execution: str) -> None:
+        self.write_json(await self.call(outputs.list_reports, self.flow.storage, execution))
+
+
+def _read_html(path: Path) -> bytes:
+    if path.stat().st_size > MAX_MULTIQC_JSON_BYTES:
+        raise FlowError(413, "report_too_large", "This report is too large to show; download it instead.")
+    return sandbox_html(path.read_bytes())
+
+
+class ReportHandler(DownloadHandler):
+    """A report shown inline, in an opaque-origin sandbox (see reports/serving.py): never with Jupyter's origin."""
+
+    _served: outputs.ServedFile | None = None
+
+    @property
+    def content_security_policy(self) -> str:
+        return REPORT_CSP
+
+    def _attachment_headers(self, filename: str, media_type: str) -> None:
+        for name, value in report_headers(filename, self._served.mimetype if self._served else None).items():
+            self.set_header(name, value)
+
+    @web.authenticated
+    @authorized
+    async def get(self, execution: str, path: str) -> None:
+        self._served = await self.call(outputs.report_file, self.flow.storage, execution, path)
+        headers = report_headers(self._served.filename, self._served.mimetype)
+        if headers["Content-Type"].startswith("text/html"):
+            body = await asyncio.to_thread(_read_html, self._served.path)
+            for name, value in headers.items():
+                self.set_header(name, value)
+            self.finish(body, set_content_type=headers["Content-Type"])
+            return
+        await self.serve_file(await asyncio.to_thread(_servable, self._served), include_body=True)
+
+
+class MultiQCDataHandler(DownloadHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, execution: str) -> None:
+        served = await self.call(outputs.multiqc_data, self.flow.storage, execution)
+        await self.serve_file(await asyncio.to_thread(_servable, served), include_body=True)
+
+
+class LogFileHandler(DownloadHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, execution: str, which: str) -> None:
+        served = await self.call(outputs.log_file, self.flow.storage, execution, which)
+        await self.serve_file(await asyncio.to_thread(_servable, served), include_body=True)
 
 
 default_handlers = [
@@ -93,4 +186,8 @@ default_handlers = [
     (EXECUTION + r"/log", LogHandler),
     (EXECUTION + r"/cancel", CancelHandler),
     (EXECUTION + r"/resume", ResumeHandler),
+    (EXECUTION + r"/reports", ReportsHandler),
+    (EXECUTION + r"/reports/(.+)", ReportHandler),
+    (EXECUTION + r"/multiqc_data\.json", MultiQCDataHandler),
+    (EXECUTION + r"/logs/([a-z]+)", LogFileHandler),
 ]

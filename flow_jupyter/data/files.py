@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .. import permissions
-from ..db.models import DataFile, Origin, Project
+from ..db.models import DataFile, Execution, Origin, Project
 from ..errors import bad_request
 from ..identity import Actor
 from .lookup import sample_in_project, valid_id
@@ -106,6 +106,7 @@ def list_files(
     sample: int | None = None,
     name_prefix: str | None = None,
     file_type_: str | None = None,
+    execution: str | None = None,
 ) -> dict[str, Any]:
     """Visible data files, filtered, one keyset page at a time: in id order, or in name order for a name search
     (so the search is one range scan of the (filename, id) index however rare or common the prefix)."""
@@ -116,12 +117,13 @@ def list_files(
         query = query.where(DataFile.sample_id == valid_id(sample, "sample", "sample"))
     if file_type_:
         query = query.where(DataFile.file_type == file_type_)
+    if execution:  # the outputs of one run, by the execution's public id
+        query = query.where(DataFile.execution_id.in_(select(Execution.id).where(Execution.uuid == execution[:36])))
     if name_prefix:
         query = query.where(*prefix_range(DataFile.filename, name_prefix))
         return page(session, query, [DataFile.filename, DataFile.id], after, limit, datafile_json,
                     row_key=lambda row: (row.filename, row.id), key_types=(str, int))
     return page(session, query, [DataFile.id], after, limit, datafile_json)
-
 
 
 def get_file(session: Session, actor: Actor, datafile_id: int) -> dict[str, Any]:

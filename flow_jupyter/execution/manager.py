@@ -1,6 +1,6 @@
 """The execution manager: the host's asyncio loop that turns execution rows into Nextflow runs and back.
 
-No broker: every ~0.5 s one tick (on a worker thread, never on the event loop) claims pending rows, plans and submits
+No broker: every ~0.5 s (at once after a launch or cancel, see `wake`) one tick (on a worker thread, never on the event loop) claims pending rows, plans and submits
 them, polls the monitor of every active run from its persisted state and offsets, and settles runs whose backend job
 ended. All it needs is in the database and the run directories, so the first tick after a restart reconciles every
 non-terminal row with reality (head job alive? run dir says finished?).
@@ -25,22 +25,38 @@ from ..errors import FlowError
 from ..identity import Identity, resolve
 from ..pipelines import registry
 from ..toolchain.nf_plugin import EVENTS_FILE_ENV
+from . import inputs
 from .backends import Backend, BackendJob, JobStatus, Resources, backend_named
 from .launch import LOG_FILE, TRACE_FILE, plan_run
+from .outputs import expand_published
 from .monitor import TERMINAL_RUN_STATUSES, Monitor, RunState, TaskRecord
-from .service import ACTIVE_STATUSES, resolve_params, run_files, to_datetime
+from .service import ACTIVE_STATUSES, MANAGER_KEY, resolve_params, run_files, to_datetime
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
 CLAIM_BATCH = 8
 RETRY_SECONDS = 10.0
-MANAGER_KEY = "manager"
 _BACKEND_STATUS = {JobStatus.COMPLETED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime | None) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    if moment is None:
+        return now()
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _with_notes(monitor_state: dict | None, **notes: Any) -> dict | None:
+    """monitor_state with the manager's notes changed (None removes a note)."""
+    state = dict(monitor_state or {})
+    merged = {**(state.get(MANAGER_KEY) or {}), **notes}
+    state[MANAGER_KEY] = {key: value for key, value in merged.items() if value is not None}
+    return state
 
 
 class ExecutionManager:
@@ -53,6 +69,8 @@ class ExecutionManager:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._first_round = True
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -66,8 +84,14 @@ class ExecutionManager:
         if self._task is not None:
             self._task.cancel()
 
+    def wake(self) -> None:
+        """Start the next round now (a launch or cancel just landed); safe from any thread."""
+        if self._loop is not None and self._wakeup is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
     async def _run(self) -> None:
         self._task = asyncio.current_task()
+        self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         while not self._stopping:
             try:
                 await asyncio.to_thread(self.tick)
@@ -77,7 +101,11 @@ class ExecutionManager:
                 log.debug("Flow execution manager: %s", exc.message)
             except Exception:  # one bad round must not end the manager
                 log.exception("Flow execution manager: tick failed")
-            await asyncio.sleep(TICK_SECONDS)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), TICK_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
@@ -139,12 +167,16 @@ class ExecutionManager:
         except FlowError as exc:
             with self.host.db.session() as session:
                 execution = session.get(Execution, execution_id)
-                execution.error = exc.message
-                if exc.status == 503:
+                waited = (now() - _aware(execution.created_at)).total_seconds()
+                if exc.status == 503 and waited < self.host.settings.launch_retry_seconds:
+                    # The scheduler is down: keep the launch, say why it waits, try again shortly.
                     execution.status = "pending"
+                    execution.monitor_state = _with_notes(execution.monitor_state, backend_error=exc.message)
                     self._retry_at[execution_id] = time.monotonic() + RETRY_SECONDS
                 else:
                     execution.status, execution.finished_at = "failed", now()
+                    execution.error = exc.message if exc.status != 503 else (
+                        f"Gave up after {waited:.0f} s waiting for the scheduler: {exc.message}")
             return
         except Exception as exc:
             log.exception("Flow execution manager: submitting execution %s failed", execution_id)
@@ -158,6 +190,7 @@ class ExecutionManager:
             execution.backend_job = job.to_json()
             execution.submitted_at = now()
             execution.error = None
+            execution.monitor_state = _with_notes(execution.monitor_state, backend_error=None)
 
     def _plan(self, session: Session, execution: Execution):
         """The run plan, with data-file references resolved again as the owner (rights may have changed)."""
@@ -167,6 +200,8 @@ class ExecutionManager:
         params = resolve_params(session, actor, storage, execution.params or {})
         version = session.get(PipelineVersion, execution.pipeline_version_id)
         run_dir = storage.resolve(execution.run_dir)
+        params = inputs.write_sheets(session, actor, storage, self.host.settings, version, execution.params or {},
+                                     params, run_dir)
         files = run_files(execution)
         resources = Resources.from_json(execution.resources) if execution.resources else None
         resume = execution.session_id if execution.resumed_from_id is not None else None
@@ -268,19 +303,13 @@ class ExecutionManager:
         session.flush()
 
     def _register_published(self, session: Session, execution: Execution, published: list[dict[str, Any]]) -> None:
-        """Published files under this execution's run dir become output DataFiles of its project, once each."""
+        """Published files under this execution's run dir (a published directory: the files in it) become output
+        DataFiles of its project, once each. Files published outside the run dir are not Flow's to register."""
         storage = self.host.storage
         run_dir = storage.resolve(execution.run_dir)
-        for item in published:
-            destination = Path(item.get("destination") or "")
-            try:
-                relative = str(destination.relative_to(storage.root))
-                path = storage.resolve(relative)
-            except (ValueError, FlowError):
-                continue  # published outside the Flow root: not Flow's to register
-            if run_dir not in path.parents or not path.is_file():
-                continue
-            relative = str(path.relative_to(storage.root))
+        destinations = [str(item.get("destination") or "") for item in published]
+        for path in expand_published(run_dir, destinations):
+            relative = str(path.relative_to(storage.root.resolve()))
             if session.scalar(select(DataFile.id).where(DataFile.storage_path == relative)) is not None:
                 continue
             digest, size = hashlib.sha256(), 0

@@ -14,7 +14,7 @@ import dataclasses
 import uuid as uuidlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session
@@ -28,11 +28,14 @@ from ..db.models import Execution, PipelineVersion, ProcessExecution, Project
 from ..errors import FlowError, bad_request, not_found
 from ..identity import Actor
 from ..pipelines import forms, registry, schema
+from . import inputs
 from .backends import Resources
 from .launch import LOG_FILE, TRACE_FILE
 from .monitor import TERMINAL_RUN_STATUSES, RunState
 
 ACTIVE_STATUSES = ("submitted", "running")
+#: The execution manager's own notes (queue ETA, scheduler errors) ride along in monitor_state under this key.
+MANAGER_KEY = "manager"
 LOG_CHUNK = 256 * 1024
 BACKENDS = ("local", "slurm")
 
@@ -84,8 +87,8 @@ def execution_json(execution: Execution, detail: bool = False) -> dict[str, Any]
             "task_count": len(state.tasks),
             "published": len(state.published),
             "stats": state.stats,
-            "queue_eta": ((execution.monitor_state or {}).get("manager") or {}).get("queue_eta"),
-            "backend_error": ((execution.monitor_state or {}).get("manager") or {}).get("backend_error"),
+            "queue_eta": ((execution.monitor_state or {}).get(MANAGER_KEY) or {}).get("queue_eta"),
+            "backend_error": ((execution.monitor_state or {}).get(MANAGER_KEY) or {}).get("backend_error"),
         })
     return body
 
@@ -173,13 +176,22 @@ def _check_params(session: Session, actor: Actor, storage: Storage, settings: Fl
                   params: dict[str, Any]) -> None:
     forms.validate(session, actor, storage, settings, version.pipeline_id, version.id, params)
     resolve_params(session, actor, storage, params)
+    inputs.check_sheets(session, actor, storage, settings, version, params)
 
 
 # --- service functions ------------------------------------------------------------------------------------------
 
+BackendCheck = Callable[[str, "Resources | None"], None]
+
+
 def create(session: Session, actor: Actor, storage: Storage, settings: FlowSettings,
-           body: dict[str, Any]) -> dict[str, Any]:
-    """Validate like /validate, require edit on the target project, and store a pending execution."""
+           body: dict[str, Any], check_backend: BackendCheck | None = None) -> dict[str, Any]:
+    """Validate like /validate, require edit on the target project, and store a pending execution.
+
+    ``check_backend(name, resources)`` asks the scheduler before anything is stored: a 400 (unknown partition)
+    stores nothing; when the scheduler is unreachable the execution is stored all the same (the manager launches it
+    once the scheduler is back) and its detail carries ``backend_error``, which the handler answers with 503.
+    """
     version = registry.get_version_row(session, body["pipeline"], body.get("version"))
     params = body.get("params") or {}
     _check_params(session, actor, storage, settings, version, params)
@@ -188,15 +200,26 @@ def create(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
     if backend not in BACKENDS:
         raise bad_request(f"Unknown backend {backend!r}.", field="/backend")
     resources = None
-    if body.get("resources") is not None:
-        resources = dataclasses.asdict(Resources.from_json(body["resources"]))
+    requested = Resources.from_json(body["resources"]) if body.get("resources") is not None else None
+    if requested is not None:
+        resources = dataclasses.asdict(requested)
         resources["extra_directives"] = list(resources["extra_directives"])
+    unavailable: FlowError | None = None
+    if check_backend is not None:
+        try:
+            check_backend(backend, requested)
+        except FlowError as exc:
+            if exc.status != 503:
+                raise
+            unavailable = exc
     execution_uuid = str(uuidlib.uuid4())
     execution = Execution(
         uuid=execution_uuid, owner_id=actor.user_id, project_id=project.id, pipeline_version_id=version.id,
         params=params, status="pending", backend=backend, run_dir=f"executions/{execution_uuid}",
         provenance=body.get("provenance"), resources=resources,
     )
+    if unavailable is not None:
+        execution.monitor_state = {MANAGER_KEY: {"backend_error": unavailable.message}}
     session.add(execution)
     session.flush()
     return execution_json(execution, detail=True)

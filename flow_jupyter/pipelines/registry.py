@@ -60,6 +60,8 @@ def pipeline_json(pipeline: Pipeline, with_versions: bool = True) -> dict[str, A
     }
     if with_versions:
         body["versions"] = [version_json(v) for v in pipeline.versions]
+        # What a launch without a version runs (see get_version_row).
+        body["default_version"] = pipeline.versions[-1].ref if pipeline.versions else None
     return body
 
 

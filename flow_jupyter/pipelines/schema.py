@@ -252,6 +252,11 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+def declared_params(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every declared parameter, grouped or loose, by name."""
+    return _all_properties(schema)
+
+
 def _all_properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every declared parameter, grouped or loose, by name."""
     found: dict[str, dict[str, Any]] = {}

@@ -246,3 +246,7 @@ class Backend(abc.ABC):
     def eta(self, job: BackendJob) -> datetime | None:
         """When a queued job is expected to start; None when unknown or not queued."""
         return None
+
+    def check_launch(self, resources: "Resources | None") -> None:
+        """Before a launch is stored: 400 naming the field for options the scheduler would refuse, 503
+        (``scheduler_unavailable``) when the scheduler cannot be reached. Local runs need no check."""

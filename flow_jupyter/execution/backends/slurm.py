@@ -274,6 +274,19 @@ class SlurmBackend(Backend):
         return "\n".join(lines)
 
     # --- Backend --------------------------------------------------------------------------------------------
+    def check_launch(self, resources: Resources | None) -> None:
+        """The controller answers, and the partition asked for exists (sbatch would refuse it only later)."""
+        listed = self._run(["sinfo", "-h", "-o", "%R"])
+        if listed.returncode != 0:
+            last = (listed.stderr or listed.stdout or "sinfo failed").strip().splitlines()[-1]
+            raise FlowError(503, "scheduler_unavailable", f"Slurm is not reachable: {last}")
+        queue = (resources.queue if resources is not None else None) or self.settings.slurm_queue
+        partitions = set(listed.stdout.split())
+        if queue and queue not in partitions:
+            field_name = "/resources/queue" if resources is not None and resources.queue else "/backend"
+            raise bad_request(f"Slurm has no partition {queue!r} (it has: {', '.join(sorted(partitions))}).",
+                              field_name)
+
     def submit(self, launch: Launch) -> BackendJob:
         script = self.job_script(launch)
         clear_run_evidence(launch.run_dir)

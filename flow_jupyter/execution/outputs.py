@@ -1,0 +1,130 @@
+"""What a run leaves behind for people: its reports (found through the pipeline's tower.yml), MultiQC's data file and
+its logs.
+
+Plain functions ``fn(session, actor, storage, ...)`` like service.py. Only files that the run published and that
+match a report glob are served as reports; nothing else under the run directory (work dirs, params, other
+executions' files) can be reached by a crafted path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from ..data.storage import Storage
+from ..db.models import Execution, PipelineVersion
+from ..errors import FlowError, not_found
+from ..identity import Actor
+from ..pipelines import registry
+from ..reports import FoundReport, ReportSpec, find_reports, report_globs
+from ..reports.discovery import DEFAULT_SPECS
+from ..reports.multiqc import DATA_JSON
+from .backends.local import STDOUT_FILE
+from .backends.slurm import HEAD_OUTPUT
+from .monitor import RunState
+from .service import require_execution, run_files
+
+MAX_TOWER_BYTES = 256 * 1024
+#: A published directory (MultiQC's `multiqc_data/`) counts with the files in it, up to this many per directory.
+MAX_FILES_PER_PUBLISHED_DIR = 10_000
+#: The logs a researcher can download: Nextflow's own log, and what the head process printed.
+LOGS = ("nextflow", "head")
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    path: Path
+    filename: str
+    mimetype: str | None = None
+
+
+def _tower_specs(storage: Storage, version: PipelineVersion) -> list[ReportSpec]:
+    """The pipeline's `reports:` globs, else Flow's defaults (MultiQC and FastQC by name)."""
+    tower = registry.version_dir(storage, version) / "tower.yml"
+    try:
+        if tower.is_file() and tower.stat().st_size <= MAX_TOWER_BYTES:
+            return report_globs(yaml.safe_load(tower.read_text(encoding="utf-8", errors="replace")))
+    except (OSError, yaml.YAMLError):
+        pass
+    return list(DEFAULT_SPECS)
+
+
+def expand_published(run_dir: Path, destinations: list[str]) -> list[Path]:
+    """Published files under ``run_dir``: a file as it is, a directory as the regular files inside it (bounded, no
+    symlinked directories followed); anything outside the run directory is left out."""
+    root = run_dir.resolve()
+    found: list[Path] = []
+    for destination in destinations:
+        try:
+            path = Path(destination).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if root not in path.parents:
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = [item for item in sorted(path.rglob("*"))[:MAX_FILES_PER_PUBLISHED_DIR]
+                      if item.is_file() and not item.is_symlink() and root in item.resolve().parents]
+            found.extend(inside)
+    return found
+
+
+def _published(execution: Execution, run_dir: Path) -> list[str]:
+    state = RunState.from_dict(execution.monitor_state) if execution.monitor_state else RunState()
+    destinations = [str(item.get("destination")) for item in state.published if item.get("destination")]
+    return [str(path) for path in expand_published(run_dir, destinations)]
+
+
+def _found(session: Session, storage: Storage, execution: Execution) -> list[FoundReport]:
+    run_dir = storage.resolve(execution.run_dir)
+    specs = _tower_specs(storage, session.get(PipelineVersion, execution.pipeline_version_id))
+    return find_reports(run_dir, specs, published=_published(execution, run_dir))
+
+
+def list_reports(session: Session, actor: Actor, storage: Storage, execution_uuid: str) -> dict[str, Any]:
+    execution = require_execution(session, actor, execution_uuid, "view")
+    base = f"/flow/api/executions/{execution.uuid}/reports/"
+    return {"items": [{"path": found.path, "display": found.display, "mimetype": found.mimetype, "size": found.size,
+                       "url": base + found.path} for found in _found(session, storage, execution)]}
+
+
+def report_file(session: Session, actor: Actor, storage: Storage, execution_uuid: str, path: str) -> ServedFile:
+    """One of the run's reports by its run-relative path; 404 for any other path."""
+    execution = require_execution(session, actor, execution_uuid, "view")
+    wanted = PurePosixPath(path).as_posix()
+    for found in _found(session, storage, execution):
+        if found.path == wanted:
+            return ServedFile(storage.resolve(execution.run_dir) / found.path, PurePosixPath(found.path).name,
+                              found.mimetype)
+    raise not_found("report")
+
+
+def multiqc_data(session: Session, actor: Actor, storage: Storage, execution_uuid: str) -> ServedFile:
+    """The run's published multiqc_data.json (the first one, by path), for notebooks and scripts."""
+    execution = require_execution(session, actor, execution_uuid, "view")
+    run_dir = storage.resolve(execution.run_dir)
+    spec = ReportSpec(pattern=DATA_JSON, display="MultiQC data", mimetype="application/json")
+    found = find_reports(run_dir, [spec], published=_published(execution, run_dir))
+    if not found:
+        raise FlowError(404, "no_multiqc_data", "This run has published no multiqc_data.json (yet).")
+    return ServedFile(run_dir / found[0].path, DATA_JSON, "application/json")
+
+
+def log_file(session: Session, actor: Actor, storage: Storage, execution_uuid: str, which: str) -> ServedFile:
+    """Nextflow's log or the head process's output of this execution, as a download."""
+    execution = require_execution(session, actor, execution_uuid, "view")
+    if which not in LOGS:
+        raise not_found("log")
+    run_dir = storage.resolve(execution.run_dir)
+    if which == "nextflow":
+        name = run_files(execution)["log"]
+    else:
+        name = HEAD_OUTPUT if execution.backend == "slurm" else STDOUT_FILE
+    path = run_dir / name
+    if not path.is_file():
+        raise FlowError(404, "no_log", f"This execution has no {which} log (yet).")
+    return ServedFile(path, f"{execution.uuid}-{which}.log", "text/plain")
