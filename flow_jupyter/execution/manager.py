@@ -254,7 +254,7 @@ class ExecutionManager:
                     notes["queue_eta"] = eta
                 if info.status.terminal or info.status == JobStatus.UNKNOWN:
                     changed = self._poll(session, execution, monitor) or changed  # the final words of the run
-                    self._settle(execution, monitor.state, info)
+                    self._settle(execution, monitor.state, info, job)
             old_notes = (execution.monitor_state or {}).get(MANAGER_KEY) or {}
             if changed or notes != old_notes or monitor.offsets != execution.monitor_offsets \
                     or execution.status in TERMINAL_RUN_STATUSES:
@@ -321,9 +321,16 @@ class ExecutionManager:
                           filename=path.name, storage_path=relative, size=size, sha256=digest.hexdigest(),
                           origin=Origin.output, execution_id=execution.id)
 
-    def _settle(self, execution: Execution, state: RunState, info) -> None:
+    def _settle(self, execution: Execution, state: RunState, info, job: BackendJob) -> None:
         """The backend job ended (or vanished): decide the outcome from the monitor, else from the backend."""
-        if state.status in TERMINAL_RUN_STATUSES:
+        external_cancel = (info.status == JobStatus.CANCELLED and not execution.cancel_requested
+                           and state.status != "succeeded")
+        if external_cancel:
+            # Someone stopped the head job behind Flow's back (scancel, a node failure Slurm reports as cancelled).
+            status = "cancelled"
+            detail = f": {info.reason}" if info.reason else ""
+            execution.error = (f"The head job ({job.backend} job {job.job_id}) was cancelled outside Flow{detail}.")
+        elif state.status in TERMINAL_RUN_STATUSES:
             status = state.status
         elif info.status == JobStatus.UNKNOWN:
             status = "lost"
