@@ -1,0 +1,391 @@
+"""Typed views of the API's JSON: each a dataclass with the JSON fields as attributes, the whole dict as ``.raw``
+and the client it came from as ``.client`` (so ``project.upload(...)`` or ``run.wait()`` need nothing else).
+
+The server decides everything; these objects only read what it answered and ask it again.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .errors import FlowError
+from .progress import Progress, ProgressArg
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .api import FlowClient
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+DONE_BUCKETS = ("succeeded", "cached", "failed", "aborted")
+TASK_COLUMNS = ["id", "key", "task_id", "name", "process", "tag", "native_id", "status", "exit", "submitted_at",
+                "started_at", "finished_at", "cpu_percent", "peak_rss", "workdir"]
+TASK_TIMES = ("submitted_at", "started_at", "finished_at")
+
+
+def _build(cls: type, client: "FlowClient | None", data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)} - {"raw", "client"}
+    return cls(**{key: value for key, value in data.items() if key in known}, raw=dict(data), client=client)
+
+
+class _Identified:
+    """Two views of one server object are equal (and hash alike) whatever snapshot of it they hold."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.id))  # type: ignore[attr-defined]
+
+
+class Page(list):
+    """One page of a list answer: the items, and ``next`` — the cursor for the following page (None at the end)."""
+
+    def __init__(self, items: list[Any] = (), next: str | None = None):  # noqa: A002 - the API's own word
+        super().__init__(items)
+        self.next = next
+
+
+@dataclass(kw_only=True, eq=False)
+class Project(_Identified):
+    id: int
+    name: str
+    description: str = ""
+    owner: str | None = None
+    group: int | None = None
+    visibility: str = "private"
+    access: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Project":
+        return _build(cls, client, data)
+
+    def files(self, **filters: Any) -> Page:
+        return self.client.files(project=self.id, **filters)
+
+    def iter_files(self, **filters: Any):
+        return self.client.iter_files(project=self.id, **filters)
+
+    def samples(self) -> list["Sample"]:
+        return self.client.samples(self.id)
+
+    def create_sample(self, name: str, metadata: dict[str, Any] | None = None) -> "Sample":
+        return self.client.create_sample(self.id, name, metadata)
+
+    def upload(self, path: str | Path, **kwargs: Any) -> "DataFile":
+        return self.client.upload(path, self.id, **kwargs)
+
+
+@dataclass(kw_only=True, eq=False)
+class Sample(_Identified):
+    id: int
+    project: int
+    name: str
+    metadata: dict[str, Any] | None = None
+    created_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Sample":
+        return _build(cls, client, data)
+
+    def files(self, **filters: Any) -> Page:
+        return self.client.files(sample=self.id, **filters)
+
+
+@dataclass(kw_only=True, eq=False)
+class DataFile(_Identified):
+    id: int
+    filename: str
+    type: str | None = None
+    size: int = 0
+    sha256: str | None = None
+    project: int | None = None
+    sample: int | None = None
+    owner: int | None = None
+    origin: str | None = None
+    execution: int | None = None  # the run's internal row id; use Execution.outputs to go from a run to its files
+    created_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "DataFile":
+        return _build(cls, client, data)
+
+    @property
+    def url(self) -> str:
+        """The absolute URL path of the bytes (``/base/flow/api/files/<id>/content``), for a link or an iframe on
+        the notebook's own origin."""
+        return self.client.endpoint.api_path + self.content_path
+
+    @property
+    def content_path(self) -> str:
+        return f"files/{self.id}/content"
+
+    def download(self, path: str | Path | None = None, progress: ProgressArg = True) -> Path:
+        """Save the file (default: its name in the current directory; a directory: its name in there); resumes
+        after interruptions and checks the sha256. Returns where it was written."""
+        return self.client.download(self, path, progress=progress)
+
+    def read_bytes(self) -> bytes:
+        """The whole content in memory — for small files; use download() for large ones."""
+        return self.client.transport.request("GET", self.content_path).content
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def reference(self) -> dict[str, int]:
+        """How a pipeline parameter names this file: ``{"datafile": id}``."""
+        return {"datafile": self.id}
+
+
+@dataclass(kw_only=True, eq=False)
+class Pipeline(_Identified):
+    id: int
+    name: str
+    description: str | None = None
+    source: str | None = None
+    bundled: bool = False
+    curated: bool = False
+    created_at: str | None = None
+    versions: list[str] = field(default_factory=list)  # refs, oldest first; raw["versions"] has the details
+    default_version: str | None = None  # what "latest" means to the server: the newest registered version
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Pipeline":
+        refs = [v["ref"] for v in data.get("versions") or []]
+        pipeline = _build(cls, client, data)
+        pipeline.versions = refs
+        pipeline.default_version = refs[-1] if refs else None
+        return pipeline
+
+    def _version_path(self, version: str | None) -> str:
+        return f"pipelines/{quote(self.name, safe='')}/versions/{quote(str(version or 'latest'), safe='')}"
+
+    def form(self, version: str | None = None) -> dict[str, Any]:
+        """The form model (groups of fields with widget, default, required, help, choices …) UIs build from."""
+        return self.client.transport.get(self._version_path(version) + "/form")["form"]
+
+    def schema(self, version: str | None = None) -> dict[str, Any]:
+        """The stored ``nextflow_schema.json``, sample-sheet schema and ``tower.yml`` of a version."""
+        return self.client.transport.get(self._version_path(version) + "/schema")
+
+    def validate(self, params: dict[str, Any], version: str | None = None) -> list[dict[str, Any]]:
+        """Every problem with ``params`` as ``{field, reason, message}``; ``[]`` when they would launch."""
+        from .api import to_params
+
+        try:
+            self.client.transport.post(self._version_path(version) + "/validate", {"params": to_params(params)})
+        except FlowError as exc:
+            if exc.reason == "invalid_params":
+                return exc.errors or [{"field": exc.field, "reason": exc.reason, "message": exc.message}]
+            raise
+        return []
+
+    def launch(self, params: dict[str, Any] | None = None, **kwargs: Any) -> "Execution":
+        return self.client.launch(self, params, **kwargs)
+
+    def samplesheet(self, data: list[Any], version: str | None = None) -> Any:
+        return self.client.samplesheet(self, data, version=version)
+
+
+@dataclass(kw_only=True, eq=False)
+class Execution(_Identified):
+    id: str
+    status: str
+    owner: int | None = None
+    project: int | None = None
+    pipeline_version: int | None = None
+    backend: str | None = None
+    run_name: str | None = None
+    session_id: str | None = None
+    created_at: str | None = None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_status: int | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+    resources: dict[str, Any] | None = field(default=None, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Execution":
+        return _build(cls, client, data)
+
+    def _update(self, data: dict[str, Any]) -> "Execution":
+        fresh = self.from_json(self.client, data)
+        for item in fields(self):
+            if item.name != "client":
+                setattr(self, item.name, getattr(fresh, item.name))
+        return self
+
+    @property
+    def path(self) -> str:
+        return f"executions/{self.id}"
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    def refresh(self) -> "Execution":
+        """Read the run's state again from the server."""
+        return self._update(self.client.transport.get(self.path))
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """Everything the server said about the run (monitor, per-process counts, stats, queue ETA …)."""
+        if "progress" not in self.raw:  # a list entry carries no detail: fetch it once
+            self.refresh()
+        return self.raw
+
+    @property
+    def progress(self) -> dict[str, int]:
+        """Task counts per bucket: pending, submitted, running, succeeded, failed, cached, aborted."""
+        return dict(self.detail.get("progress") or {})
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def pipeline(self) -> str | None:
+        """The pipeline's name (the API names only the version's id)."""
+        return (self.client.version_info(self.pipeline_version) or {}).get("pipeline")
+
+    @property
+    def version(self) -> str | None:
+        """The pipeline version's ref (tag, branch or release)."""
+        return (self.client.version_info(self.pipeline_version) or {}).get("ref")
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the run was launched from: ``{"notebook": path, "cell": id}`` as recorded, or ``{}``."""
+        return dict(self.detail.get("provenance") or {})
+
+    def wait(self, timeout: float | None = None, progress: ProgressArg = True) -> "Execution":
+        """Poll until the run ends or ``timeout`` seconds pass; returns self either way — check ``.status``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = self.client.settings.poll_interval
+        with Progress(progress, None, f"{self.pipeline or 'run'} {self.id[:8]}", unit="task") as bar:
+            while True:
+                self.refresh()
+                counts = self.progress
+                bar.update_to(sum(counts.get(b, 0) for b in DONE_BUCKETS), sum(counts.values()) or None)
+                bar.describe(f"{self.pipeline or 'run'} {self.id[:8]} {self.status}")
+                if self.finished:
+                    return self
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return self
+                time.sleep(interval if left is None else min(interval, left))
+
+    # --- what it did ------------------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> "pd.DataFrame":
+        """One row per task (process, tag, status, exit, times, CPU %, peak RSS, work dir)."""
+        import pandas as pd
+
+        items = list(self.client.transport.items(self.path + "/tasks", limit=1000))
+        frame = pd.DataFrame(items, columns=TASK_COLUMNS if not items else None)
+        for column in TASK_TIMES:
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce")
+        return frame
+
+    @property
+    def outputs(self) -> list[DataFile]:
+        """The files the run published, registered as data files of its project."""
+        return [f for f in self.client.iter_files(execution=self.id) if f.origin == "output"]
+
+    def logs(self, offset: int = 0) -> str:
+        """The Nextflow log from ``offset`` to its current end (fetched page by page)."""
+        parts: list[str] = []
+        while True:
+            page = self.client.transport.get(self.path + "/log", offset=offset)
+            parts.append(page.get("text") or "")
+            if not page.get("text") or page["next"] >= page["size"]:
+                return "".join(parts)
+            offset = page["next"]
+
+    def download_log(self, kind: str = "nextflow", path: str | Path | None = None) -> Path:
+        """Save the whole ``nextflow`` log or the ``head`` job's output as a file."""
+        dest = Path(path) if path is not None else Path.cwd() / f"{kind}-{self.id}.log"
+        if dest.is_dir():
+            dest = dest / f"{kind}-{self.id}.log"
+        from .downloads import download_to
+
+        return download_to(self.client.transport, f"{self.path}/logs/{quote(kind, safe='')}", dest, progress=False)
+
+    def reports(self) -> list[dict[str, Any]]:
+        """The run's reports (found by ``tower.yml`` globs, e.g. MultiQC's): ``{path, display, mimetype, size, url}``."""
+        return list(self.client.transport.get(self.path + "/reports").get("items") or [])
+
+    def report_url(self, path: str | None = None) -> str:
+        """Absolute URL path (with the server's base path) of a report, for ``<iframe src=...>``; by default the
+        MultiQC report, else the first HTML report."""
+        if path is None:
+            found = self.reports()
+            html = [r for r in found if str(r.get("path", "")).endswith((".html", ".htm"))]
+            best = ([r for r in html if str(r["path"]).endswith("multiqc_report.html")] or html or found)
+            if not best:
+                raise FlowError("This run has no reports.", status=404, reason="no_reports")
+            path = str(best[0]["path"])
+        return f"{self.client.endpoint.api_path}{self.path}/reports/{quote(path.lstrip('/'))}"
+
+    def multiqc(self) -> dict[str, "pd.DataFrame"]:
+        """MultiQC's tables as DataFrames (``general_stats`` and one per module), read with
+        :func:`flow_jupyter.reports.multiqc.load_multiqc_data`. FlowError ``no_multiqc_data`` when there are none."""
+        from ..reports.multiqc import DATA_JSON, load_multiqc_data
+        from .downloads import download_to
+
+        with tempfile.TemporaryDirectory(prefix="flow-multiqc-") as scratch:
+            data = download_to(self.client.transport, self.path + "/" + DATA_JSON, Path(scratch) / DATA_JSON,
+                               progress=False)
+            return load_multiqc_data(data)
+
+    # --- acting on it -----------------------------------------------------------------------------------------
+
+    def cancel(self) -> "Execution":
+        """Ask the server to stop the run (a pending run is cancelled at once); returns self, refreshed."""
+        return self._update(self.client.transport.post(self.path + "/cancel"))
+
+    def resume(self, provenance: dict[str, Any] | None = None, **param_changes: Any) -> "Execution":
+        """A new run in the same run directory, from Nextflow's cache, with ``param_changes`` applied."""
+        from .api import to_params
+
+        body: dict[str, Any] = {}
+        if param_changes:
+            body["params"] = to_params(param_changes)
+        origin = self.client.capture_provenance() if provenance is None else provenance
+        if origin:
+            body["provenance"] = origin
+        return Execution.from_json(self.client, self.client.transport.post(self.path + "/resume", body))
+
+    # --- display ----------------------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .display import execution_html, execution_text
+
+        return {"text/plain": execution_text(self), "text/html": execution_html(self)}
+
+    def _ipython_display_(self) -> None:
+        from .display import show_execution
+
+        show_execution(self)
