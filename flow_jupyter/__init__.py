@@ -8,3 +8,10 @@ def _jupyter_server_extension_points() -> list[dict]:
     from .app import FlowApp
 
     return [{"module": "flow_jupyter.app", "app": FlowApp}]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext flow_jupyter``: the ``%flow`` / ``%%flow`` magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
