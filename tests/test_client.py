@@ -457,6 +457,14 @@ def test_a_post_is_repeated_only_when_the_server_cannot_have_seen_it() -> None:
         http.post("executions", {"pipeline": "tiny"})
     assert timeout.value.status == 504 and len(session.calls) == 1
 
+    kept = {"error": {"reason": "scheduler_unavailable", "message": "Slurm is not reachable."},
+            "execution": {"id": "0f3c", "status": "pending"}}
+    http, session, slept = transport((503, {"Content-Type": "application/json", "Retry-After": "10"}, kept))
+    with pytest.raises(FlowError) as stored:  # Flow itself answered: the launch exists, never send it again
+        http.post("executions", {"pipeline": "tiny"})
+    assert stored.value.reason == "scheduler_unavailable" and len(session.calls) == 1 and slept == []
+    assert stored.value.body["execution"]["id"] == "0f3c"
+
 
 def test_error_bodies_become_flow_errors_with_every_detail() -> None:
     errors = [{"field": "/a", "reason": "type", "message": "bad a"}, {"field": "/b", "reason": "enum",

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_USER_HEADER
 from test_executions_api import SLEEP_MAIN, TERMINAL, _repo, arrange, wait_for
+
+from flow_jupyter.client import FlowClient
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_PIPELINE = ROOT / "tests" / "pipelines" / "echo_params"
@@ -51,16 +54,25 @@ async def test_a_launch_while_slurm_is_down_answers_503_and_runs_when_slurm_is_b
         assert launched.error["reason"] == "scheduler_unavailable"
         assert int(launched.headers["Retry-After"]) > 0
         kept = launched.json["execution"]
-        await asyncio.sleep(2)  # the manager tries, and keeps it
+        # The notebook client hands the kept launch over (with a warning) instead of failing or launching twice.
+        client = FlowClient(jp_serverapp.connection_url, jp_serverapp.identity_provider.token,
+                            headers={TEST_USER_HEADER: "alice"})
+        with pytest.warns(RuntimeWarning, match="scheduler"):
+            from_client = await asyncio.to_thread(
+                client.launch, "tiny", {"names": {"datafile": launchable["names"]}},
+                project=launchable["project"], backend="slurm", provenance={})
+        assert from_client.status == "pending"
+        await asyncio.sleep(2)  # the manager tries, and keeps them
         waiting = (await alice.get(f"executions/{kept['id']}")).json
         # Claimed for each retry ('submitted' while sbatch is tried), back to 'pending' in between; never failed.
         assert waiting["status"] in {"pending", "submitted"} and "Slurm" in waiting["backend_error"], waiting
     finally:
         slurmctld("start")
-    detail = await wait_for(alice, kept["id"], TERMINAL, timeout=400)
-    assert detail["status"] == "succeeded", detail
-    assert detail["backend_error"] is None
-    assert [e["id"] for e in (await alice.get("executions")).json["items"]] == [kept["id"]]
+    for execution in (kept["id"], from_client.id):
+        detail = await wait_for(alice, execution, TERMINAL, timeout=400)
+        assert detail["status"] == "succeeded", detail
+        assert detail["backend_error"] is None
+    assert {e["id"] for e in (await alice.get("executions")).json["items"]} == {kept["id"], from_client.id}
 
 
 @pytest.mark.slurm

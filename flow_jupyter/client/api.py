@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
@@ -232,7 +233,15 @@ class FlowClient:
         origin = self.capture_provenance() if provenance is None else provenance
         if origin:
             body["provenance"] = origin
-        return Execution.from_json(self, self.transport.post("executions", body))
+        try:
+            return Execution.from_json(self, self.transport.post("executions", body))
+        except FlowError as exc:
+            kept = exc.body.get("execution") if exc.reason == "scheduler_unavailable" else None
+            if not isinstance(kept, dict):
+                raise
+            # The server stored the launch and starts it when the scheduler is back: hand it over, and say so.
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+            return Execution.from_json(self, kept)
 
     def executions(self, project: Any = None, status: str | None = None,
                    pipeline: str | Pipeline | None = None) -> list[Execution]:

@@ -21,13 +21,14 @@ class FlowError(Exception):
     """An error answer of the Flow API (``status`` is its HTTP status) or a transport failure (``status`` None)."""
 
     def __init__(self, message: str, *, status: int | None = None, reason: str = "error", field: str | None = None,
-                 errors: list[dict[str, Any]] | None = None):
+                 errors: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None):
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.field = field
         self.errors = errors or []  # every problem when there are several (all bad params, all sheet cells)
+        self.body = body or {}  # the whole answer: some errors carry more (a launch kept while Slurm is down)
 
     def __str__(self) -> str:
         where = f" ({self.field})" if self.field else ""
@@ -50,6 +51,6 @@ class FlowError(Exception):
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and "reason" in error:
             return cls(str(error.get("message") or error["reason"]), status=status, reason=str(error["reason"]),
-                       field=error.get("field"), errors=error.get("errors"))
+                       field=error.get("field"), errors=error.get("errors"), body=body)
         text = (getattr(response, "text", "") or "").strip().replace("\n", " ")
         return cls(text[:300] or f"HTTP {status}", status=status, reason=_STATUS_REASONS.get(status, "http_error"))

@@ -85,7 +85,7 @@ class Transport:
                 continue
             status = response.status_code
             if (status in RETRY_STATUSES and status not in ok and not last
-                    and (method in IDEMPOTENT or status in UNPROCESSED_STATUSES)):
+                    and (method in IDEMPOTENT or (status in UNPROCESSED_STATUSES and not answered_by_flow(response)))):
                 pause = self.delay(attempt, response.headers.get("Retry-After"))
                 response.close()
                 self.sleep(pause)
@@ -156,6 +156,18 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def answered_by_flow(response: requests.Response) -> bool:
+    """A Flow error body (``{"error": {"reason": …}}``): Flow itself processed the request — a 503 such as
+    ``scheduler_unavailable`` after a launch was stored — so repeating a POST would do it twice."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), dict) and "reason" in body["error"]
 
 
 def never_sent(exc: BaseException) -> bool:
