@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs the host ~85 MiB: imported where a DataFrame is built
+    import pandas as pd
 
 MAX_MULTIQC_JSON_BYTES = 200 * 1024 * 1024
 GENERAL_STATS = "general_stats"
@@ -81,6 +82,7 @@ def _human(n: int) -> str:
 
 def _general_stats_frame(data: dict[str, Any]) -> pd.DataFrame:
     """Merge every module's general-stats columns into one frame indexed by sample."""
+    import pandas as pd
     gs = data.get("report_general_stats_data")
     headers = data.get("report_general_stats_headers")
     sections: list[tuple[str, Any]] = []
@@ -124,6 +126,7 @@ def _records(values: Any) -> list[dict[str, Any]]:
 
 def _sample_frame(section: Any) -> pd.DataFrame | None:
     """{sample: {field: value}} → frame; other shapes (lists of records) best effort; non-tabular → None."""
+    import pandas as pd
     if isinstance(section, dict) and section and all(isinstance(v, dict) for v in section.values()):
         rows = {str(s): {str(k): _scalar(v) for k, v in vals.items()} for s, vals in section.items()}
         frame = pd.DataFrame.from_dict(rows, orient="index")
@@ -145,6 +148,7 @@ def _scalar(value: Any) -> Any:
 
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     """Make all-numeric columns numeric dtypes (MultiQC mixes ints, floats and None), leave text columns alone."""
+    import pandas as pd
     for col in frame.columns:
         if frame[col].dtype == object:
             converted = pd.to_numeric(frame[col], errors="coerce")

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import dask
-from dask.utils import parse_bytes
-from dask_jobqueue.slurm import SLURMJob, slurm_format_bytes_ceil
+from functools import cache
 
 from flow_jupyter import proc
 from flow_jupyter.config import FlowSettings
@@ -81,20 +79,35 @@ SLURM_STATES: dict[str, JobStatus] = {
 Runner = Callable[..., proc.Result]
 
 
-class FlowHeadJob(SLURMJob):
+@cache
+def head_job_class() -> type:
     """dask-jobqueue's SLURMJob with the Nextflow head command in place of the dask worker command.
 
-    No dask scheduler exists: the address is a placeholder that never reaches the script.
+    Built on first use: dask, dask-jobqueue and distributed cost the host ~13 MiB, and a local-only site never
+    needs them. No dask scheduler exists: the address is a placeholder that never reaches the script.
     """
+    import dask
+    from dask_jobqueue.slurm import SLURMJob
 
-    DUMMY_SCHEDULER = "tcp://127.0.0.1:1"
+    class FlowHeadJob(SLURMJob):
+        DUMMY_SCHEDULER = "tcp://127.0.0.1:1"
 
-    def __init__(self, *, command: str, **kwargs) -> None:
-        # Keys we do not pass must not leak in from a site's jobqueue.yaml (e.g. a log directory adding -o/-e).
-        with dask.config.set({"jobqueue.slurm.log-directory": None, "jobqueue.slurm.job-directives-skip": [],
-                              "jobqueue.slurm.project": None}):
-            super().__init__(scheduler=self.DUMMY_SCHEDULER, **kwargs)
-        self._command_template = command
+        def __init__(self, *, command: str, **kwargs) -> None:
+            # Keys we do not pass must not leak in from a site's jobqueue.yaml (e.g. a log directory adding -o/-e).
+            with dask.config.set({"jobqueue.slurm.log-directory": None, "jobqueue.slurm.job-directives-skip": [],
+                                  "jobqueue.slurm.project": None}):
+                super().__init__(scheduler=self.DUMMY_SCHEDULER, **kwargs)
+            self._command_template = command
+
+    return FlowHeadJob
+
+
+def slurm_memory(memory: str) -> str:
+    """'4GB' → Slurm's --mem value, as dask-jobqueue writes it (ValueError/TypeError for a bad size)."""
+    from dask.utils import parse_bytes
+    from dask_jobqueue.slurm import slurm_format_bytes_ceil
+
+    return slurm_format_bytes_ceil(parse_bytes(memory))
 
 
 # --- pure parsers (tested against outputs captured from a real Slurm) ---------------------------------------------
@@ -211,7 +224,7 @@ class SlurmBackend(Backend):
             where = "/resources" if getattr(res, name) is not None else "/settings/slurm"
             check_sbatch_value(value, f"{where}/{name}")
         try:
-            mem = slurm_format_bytes_ceil(parse_bytes(memory)) if memory else None
+            mem = slurm_memory(memory) if memory else None
         except (ValueError, TypeError):
             raise bad_request(f"memory {memory!r} is not a size like '4GB'",
                               "/resources/memory" if res.memory is not None else "/settings/slurm/memory") from None
@@ -228,7 +241,7 @@ class SlurmBackend(Backend):
         for index, arg in enumerate(launch.argv):
             _check_line(arg, f"/argv/{index}")
 
-        job = FlowHeadJob(
+        job = head_job_class()(
             command=self._head_command(launch),
             name=job_name(launch.execution_uuid),
             job_name=job_name(launch.execution_uuid),
