@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ..db.models import DataFile, Execution, Origin, PipelineVersion, ProcessExecution, User
 from ..data.files import register_file
@@ -59,6 +59,15 @@ def _with_notes(monitor_state: dict | None, **notes: Any) -> dict | None:
     return state
 
 
+@dataclasses.dataclass
+class _Followed:
+    """An active run's Monitor kept between rounds, with the offsets and notes last committed for it."""
+
+    monitor: Monitor
+    offsets: dict | None
+    notes: dict
+
+
 class ExecutionManager:
     """Drives executions for one host; `start`/`stop` from the host, `tick` does one round (blocking)."""
 
@@ -66,6 +75,7 @@ class ExecutionManager:
         self.host = host
         self._backends: dict[str, Backend] = {}
         self._retry_at: dict[int, float] = {}
+        self._monitors: dict[int, _Followed] = {}
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._first_round = True
@@ -215,9 +225,17 @@ class ExecutionManager:
     # --- following a run -------------------------------------------------------------------------------------
 
     def _follow(self, execution_id: int) -> None:
+        """One round for one active run: cancel if asked, read what its files added, ask the backend, settle.
+
+        The run's Monitor stays in memory between rounds (``_monitors``), so a round that finds nothing new costs a
+        few stat calls, not a decode of the stored state. The stored state is read again only when its offsets are
+        not the ones this manager last committed (first round after a restart, another host wrote, a round failed).
+        """
+        kept: _Followed | None = None
         with self.host.db.session() as session:
-            execution = session.get(Execution, execution_id)
+            execution = session.get(Execution, execution_id, options=[defer(Execution.monitor_state)])
             if execution.status not in ACTIVE_STATUSES:
+                self._monitors.pop(execution_id, None)
                 return
             run_dir = self.host.storage.resolve(execution.run_dir)
             backend = self.backend(execution.backend)
@@ -232,15 +250,20 @@ class ExecutionManager:
                     return
                 execution.backend_job = job.to_json()
             job = BackendJob.from_json(execution.backend_job)
-            # The manager's own notes ride along in monitor_state under MANAGER_KEY (RunState ignores them).
-            notes = dict((execution.monitor_state or {}).get(MANAGER_KEY) or {})
+            followed = self._monitors.get(execution_id)
+            if followed is None or followed.offsets != execution.monitor_offsets:
+                stored = execution.monitor_state or {}
+                files = run_files(execution)
+                state = RunState.from_dict(stored) if stored else None
+                monitor = Monitor(run_dir, state, execution.monitor_offsets, events_file=files["events"],
+                                  trace_file=files["trace"], log_file=files["log"])
+                # The manager's own notes ride along in monitor_state under MANAGER_KEY (RunState ignores them).
+                followed = _Followed(monitor, execution.monitor_offsets, dict(stored.get(MANAGER_KEY) or {}))
+            monitor, old_notes = followed.monitor, followed.notes
+            notes = dict(old_notes)
             if execution.cancel_requested and not notes.get("cancel_sent"):
                 backend.cancel(job)
                 notes["cancel_sent"] = True
-            files = run_files(execution)
-            state = RunState.from_dict(execution.monitor_state) if execution.monitor_state else None
-            monitor = Monitor(run_dir, state, execution.monitor_offsets, events_file=files["events"],
-                              trace_file=files["trace"], log_file=files["log"])
             changed = self._poll(session, execution, monitor)
             try:
                 info = backend.status(job)
@@ -255,11 +278,19 @@ class ExecutionManager:
                 if info.status.terminal or info.status == JobStatus.UNKNOWN:
                     changed = self._poll(session, execution, monitor) or changed  # the final words of the run
                     self._settle(execution, monitor.state, info, job)
-            old_notes = (execution.monitor_state or {}).get(MANAGER_KEY) or {}
-            if changed or notes != old_notes or monitor.offsets != execution.monitor_offsets \
+            offsets = monitor.offsets
+            if changed or notes != old_notes or offsets != execution.monitor_offsets \
                     or execution.status in TERMINAL_RUN_STATUSES:
                 execution.monitor_state = {**monitor.state.to_dict(), MANAGER_KEY: notes}
-                execution.monitor_offsets = monitor.offsets
+                execution.monitor_offsets = offsets
+            if execution.status not in TERMINAL_RUN_STATUSES:
+                kept = _Followed(monitor, offsets, notes)
+        # Only what was committed is kept: a failed round leaves the stored offsets behind ours, so the next round
+        # reads the stored state again.
+        if kept is None:
+            self._monitors.pop(execution_id, None)
+        else:
+            self._monitors[execution_id] = kept
 
     def _poll(self, session: Session, execution: Execution, monitor: Monitor) -> bool:
         changes = monitor.poll()

@@ -17,7 +17,26 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import signal
 from functools import cache
+
+import dask
+from dask.utils import parse_bytes
+
+
+def _import_jobqueue():
+    """dask_jobqueue.slurm, imported once at module load. Its runner module installs a SIGINT handler on import
+    (which only works in the main thread, so the import cannot wait for a worker thread), replacing the Jupyter
+    server's own Ctrl-C handling: the previous handler is put back."""
+    previous = signal.getsignal(signal.SIGINT)
+    from dask_jobqueue import slurm as jobqueue_slurm
+
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    return jobqueue_slurm
+
+
+_jobqueue_slurm = _import_jobqueue()
 
 from flow_jupyter import proc
 from flow_jupyter.config import FlowSettings
@@ -83,13 +102,10 @@ Runner = Callable[..., proc.Result]
 def head_job_class() -> type:
     """dask-jobqueue's SLURMJob with the Nextflow head command in place of the dask worker command.
 
-    Built on first use: dask, dask-jobqueue and distributed cost the host ~13 MiB, and a local-only site never
-    needs them. No dask scheduler exists: the address is a placeholder that never reaches the script.
+    No dask scheduler exists: the address is a placeholder that never reaches the script.
     """
-    import dask
-    from dask_jobqueue.slurm import SLURMJob
 
-    class FlowHeadJob(SLURMJob):
+    class FlowHeadJob(_jobqueue_slurm.SLURMJob):
         DUMMY_SCHEDULER = "tcp://127.0.0.1:1"
 
         def __init__(self, *, command: str, **kwargs) -> None:
@@ -104,10 +120,7 @@ def head_job_class() -> type:
 
 def slurm_memory(memory: str) -> str:
     """'4GB' → Slurm's --mem value, as dask-jobqueue writes it (ValueError/TypeError for a bad size)."""
-    from dask.utils import parse_bytes
-    from dask_jobqueue.slurm import slurm_format_bytes_ceil
-
-    return slurm_format_bytes_ceil(parse_bytes(memory))
+    return _jobqueue_slurm.slurm_format_bytes_ceil(parse_bytes(memory))
 
 
 # --- pure parsers (tested against outputs captured from a real Slurm) ---------------------------------------------
