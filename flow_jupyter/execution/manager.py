@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer
 
 from ..db.models import DataFile, Execution, Origin, PipelineVersion, ProcessExecution, User
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
 CLAIM_BATCH = 8
+UPSERT_BATCH = 1000  # rows per statement: 15 values each stays under SQLite's 32,766 variables
 RETRY_SECONDS = 10.0
 _BACKEND_STATUS = {JobStatus.COMPLETED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
 
@@ -314,24 +316,24 @@ class ExecutionManager:
         return True
 
     def _upsert_tasks(self, session: Session, execution: Execution, tasks: dict[str, TaskRecord]) -> None:
+        """One INSERT … ON CONFLICT DO UPDATE per batch of changed tasks (SQLite and PostgreSQL both have it), not
+        an ORM round trip per task: a burst of thousands of task events is absorbed in a few statements."""
         if not tasks:
             return
-        keys = list(tasks)
-        existing = {row.task_key: row for row in session.scalars(
-            select(ProcessExecution).where(ProcessExecution.execution_id == execution.id,
-                                           ProcessExecution.task_key.in_(keys)))}
-        for key, task in tasks.items():
-            row = existing.get(key)
-            if row is None:
-                row = ProcessExecution(execution_id=execution.id, task_key=key[:64])
-                session.add(row)
-            row.task_id, row.name, row.process, row.tag = task.task_id, task.name, task.process, task.tag
-            row.native_id = task.native_id[:255] if task.native_id else None
-            row.status, row.exit = task.status, task.exit
-            row.submitted_at, row.started_at = to_datetime(task.submit), to_datetime(task.start)
-            row.finished_at, row.cpu_percent, row.peak_rss = to_datetime(task.complete), task.cpu_percent, task.peak_rss
-            row.workdir = task.workdir
-        session.flush()
+        rows = [{
+            "execution_id": execution.id, "task_key": key[:64], "task_id": task.task_id, "name": task.name,
+            "process": task.process, "tag": task.tag, "native_id": task.native_id[:255] if task.native_id else None,
+            "status": task.status, "exit": task.exit, "submitted_at": to_datetime(task.submit),
+            "started_at": to_datetime(task.start), "finished_at": to_datetime(task.complete),
+            "cpu_percent": task.cpu_percent, "peak_rss": task.peak_rss, "workdir": task.workdir,
+        } for key, task in tasks.items()]
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        for start in range(0, len(rows), UPSERT_BATCH):
+            statement = insert(ProcessExecution).values(rows[start:start + UPSERT_BATCH])
+            updated = {column: statement.excluded[column] for column in rows[0]
+                       if column not in ("execution_id", "task_key")}
+            session.execute(statement.on_conflict_do_update(index_elements=["execution_id", "task_key"],
+                                                            set_=updated))
 
     def _register_published(self, session: Session, execution: Execution, published: list[dict[str, Any]]) -> None:
         """Published files under this execution's run dir (a published directory: the files in it) become output
