@@ -280,6 +280,7 @@ class ExecutionManager:
                 if info.status.terminal or info.status == JobStatus.UNKNOWN:
                     changed = self._poll(session, execution, monitor) or changed  # the final words of the run
                     self._settle(execution, monitor.state, info, job)
+            monitor.forget_finished()  # their rows and data files are written in this transaction
             offsets = monitor.offsets
             if changed or notes != old_notes or offsets != execution.monitor_offsets \
                     or execution.status in TERMINAL_RUN_STATUSES:

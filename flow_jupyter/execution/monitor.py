@@ -57,6 +57,7 @@ TERMINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
 TASK_STATUSES = ("NEW", "SUBMITTED", "RUNNING", "COMPLETED", "FAILED", "CACHED", "ABORTED")
 # Tasks only move forward: sources are read one after the other and may describe a task out of order.
 _TASK_RANK = {"NEW": 0, "SUBMITTED": 1, "RUNNING": 2, "COMPLETED": 3, "FAILED": 3, "CACHED": 3, "ABORTED": 3}
+_FINAL_RANK = 3
 # Per-process progress buckets (the DESIGN wording), one per task status.
 PROGRESS_BUCKETS = ("pending", "submitted", "running", "succeeded", "failed", "cached", "aborted")
 _BUCKET = {"NEW": "pending", "SUBMITTED": "submitted", "RUNNING": "running", "COMPLETED": "succeeded",
@@ -506,6 +507,9 @@ class RunState:
     malformed_lines: int = 0
     oversized_lines: int = 0
     unknown_events: int = 0
+    finished_tasks: int = 0
+    """Finished tasks let go of by :meth:`Monitor.forget_finished` (their rows are stored elsewhere)."""
+    published_count: int = 0
     trace_columns: list[str] = field(default_factory=list)
     flow_outcome: dict[str, Any] = field(default_factory=dict)
     log_facts: dict[str, Any] = field(default_factory=dict)
@@ -523,6 +527,10 @@ class RunState:
         values = {key: value for key, value in data.items() if key in known}
         values["tasks"] = {key: TaskRecord(**task) for key, task in data.get("tasks", {}).items()}
         return cls(**values)
+
+    @property
+    def task_count(self) -> int:
+        return len(self.tasks) + self.finished_tasks
 
     def progress(self) -> dict[str, int]:
         """Counts per bucket over all processes (the run's overall progress bar)."""
@@ -608,6 +616,23 @@ class Monitor:
         self._clock = clock
         self._published = {item.get("destination") for item in self.state.published}
         self._by_id = {task.task_id: key for key, task in self.state.tasks.items() if task.task_id is not None}
+        self._forgotten: set[str] = set()
+
+    def forget_finished(self) -> None:
+        """Let go of what the caller has stored elsewhere, so a long-lived monitor of a 100k-task run holds only its
+        unfinished tasks: finished tasks (once the plugin's events drive the run: no trace row or log line can
+        change a task after its final event; only their keys are kept, to ignore a repeated event) and the
+        published files already handed out (their data files are registered)."""
+        state = self.state
+        if state.mode == "events":
+            done = [key for key, task in state.tasks.items() if _TASK_RANK[task.status] == _FINAL_RANK]
+            for key in done:
+                task = state.tasks.pop(key)
+                self._forgotten.add(key)
+                if task.task_id is not None:
+                    self._by_id.pop(task.task_id, None)
+            state.finished_tasks += len(done)
+        state.published.clear()
 
     @property
     def offsets(self) -> dict[str, dict[str, int]]:
@@ -732,6 +757,7 @@ class Monitor:
                 item = {"destination": destination, "source": _text(event.get("source")), "time": when}
                 self._published.add(destination)
                 state.published.append(item)
+                state.published_count += 1
                 changes.published.append(item)
         elif kind == "flow_error":
             message = _text(event.get("error_message"), _MAX_ERROR)
@@ -848,6 +874,8 @@ class Monitor:
         if status not in _TASK_RANK:
             return False
         state = self.state
+        if key in self._forgotten:
+            return False  # finished, stored and let go of: nothing later can change it
         task = state.tasks.get(key)
         old_status = None
         if task is None:

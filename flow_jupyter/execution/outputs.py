@@ -12,10 +12,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..data.storage import Storage
-from ..db.models import Execution, PipelineVersion
+from ..db.models import DataFile, Execution, PipelineVersion
 from ..errors import FlowError, not_found
 from ..identity import Actor
 from ..pipelines import registry
@@ -24,7 +25,6 @@ from ..reports.discovery import DEFAULT_SPECS
 from ..reports.multiqc import DATA_JSON
 from .backends.local import STDOUT_FILE
 from .backends.slurm import HEAD_OUTPUT
-from .monitor import RunState
 from .service import require_execution, run_files
 
 MAX_TOWER_BYTES = 256 * 1024
@@ -73,16 +73,19 @@ def expand_published(run_dir: Path, destinations: list[str]) -> list[Path]:
     return found
 
 
-def _published(execution: Execution, run_dir: Path) -> list[str]:
-    state = RunState.from_dict(execution.monitor_state) if execution.monitor_state else RunState()
-    destinations = [str(item.get("destination")) for item in state.published if item.get("destination")]
-    return [str(path) for path in expand_published(run_dir, destinations)]
+def _published(session: Session, storage: Storage, execution: Execution) -> list[str]:
+    """What the run directory's executions published: their output data files (a resume re-publishes into the same
+    directory, and each file is registered once, by whichever execution published it first)."""
+    same_dir = select(Execution.id).where(Execution.run_dir == execution.run_dir)
+    paths = session.scalars(select(DataFile.storage_path).where(DataFile.execution_id.in_(same_dir))).all()
+    root = storage.root.resolve()
+    return [str(root / path) for path in paths]
 
 
 def _found(session: Session, storage: Storage, execution: Execution) -> list[FoundReport]:
     run_dir = storage.resolve(execution.run_dir)
     specs = _tower_specs(storage, session.get(PipelineVersion, execution.pipeline_version_id))
-    return find_reports(run_dir, specs, published=_published(execution, run_dir))
+    return find_reports(run_dir, specs, published=_published(session, storage, execution))
 
 
 def list_reports(session: Session, actor: Actor, storage: Storage, execution_uuid: str) -> dict[str, Any]:
@@ -108,7 +111,7 @@ def multiqc_data(session: Session, actor: Actor, storage: Storage, execution_uui
     execution = require_execution(session, actor, execution_uuid, "view")
     run_dir = storage.resolve(execution.run_dir)
     spec = ReportSpec(pattern=DATA_JSON, display="MultiQC data", mimetype="application/json")
-    found = find_reports(run_dir, [spec], published=_published(execution, run_dir))
+    found = find_reports(run_dir, [spec], published=_published(session, storage, execution))
     if not found:
         raise FlowError(404, "no_multiqc_data", "This run has published no multiqc_data.json (yet).")
     return ServedFile(run_dir / found[0].path, DATA_JSON, "application/json")
