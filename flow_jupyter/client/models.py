@@ -6,14 +6,13 @@ The server decides everything; these objects only read what it answered and ask 
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 from .errors import FlowError
-from .progress import Progress, ProgressArg
+from .progress import Progress, ProgressArg, poll_until
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,13 +26,19 @@ TASK_COLUMNS = ["id", "key", "task_id", "name", "process", "tag", "native_id", "
 TASK_TIMES = ("submitted_at", "started_at", "finished_at")
 
 
-def _build(cls: type, client: "FlowClient | None", data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)} - {"raw", "client"}
-    return cls(**{key: value for key, value in data.items() if key in known}, raw=dict(data), client=client)
+@dataclass(kw_only=True, eq=False)
+class _Model:
+    """What every view shares: the answer it was read from (``raw``), the client that read it, and identity by id —
+    two views of one server object are equal (and hash alike) whatever snapshot of it they hold."""
 
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
 
-class _Identified:
-    """Two views of one server object are equal (and hash alike) whatever snapshot of it they hold."""
+    @classmethod
+    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> Self:
+        """The view of one JSON object; keys the class does not know stay in ``raw`` only."""
+        known = {f.name for f in fields(cls)} - {"raw", "client"}
+        return cls(**{key: value for key, value in data.items() if key in known}, raw=dict(data), client=client)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
@@ -51,7 +56,7 @@ class Page(list):
 
 
 @dataclass(kw_only=True, eq=False)
-class Project(_Identified):
+class Project(_Model):
     id: int
     name: str
     description: str = ""
@@ -61,12 +66,6 @@ class Project(_Identified):
     access: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Project":
-        return _build(cls, client, data)
 
     def files(self, **filters: Any) -> Page:
         return self.client.files(project=self.id, **filters)
@@ -85,25 +84,19 @@ class Project(_Identified):
 
 
 @dataclass(kw_only=True, eq=False)
-class Sample(_Identified):
+class Sample(_Model):
     id: int
     project: int
     name: str
     metadata: dict[str, Any] | None = None
     created_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Sample":
-        return _build(cls, client, data)
 
     def files(self, **filters: Any) -> Page:
         return self.client.files(sample=self.id, **filters)
 
 
 @dataclass(kw_only=True, eq=False)
-class DataFile(_Identified):
+class DataFile(_Model):
     id: int
     filename: str
     type: str | None = None
@@ -115,12 +108,6 @@ class DataFile(_Identified):
     origin: str | None = None
     execution: int | None = None  # the run's internal row id; use Execution.outputs to go from a run to its files
     created_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "DataFile":
-        return _build(cls, client, data)
 
     @property
     def url(self) -> str:
@@ -150,7 +137,7 @@ class DataFile(_Identified):
 
 
 @dataclass(kw_only=True, eq=False)
-class Pipeline(_Identified):
+class Pipeline(_Model):
     id: int
     name: str
     description: str | None = None
@@ -160,13 +147,11 @@ class Pipeline(_Identified):
     created_at: str | None = None
     versions: list[str] = field(default_factory=list)  # refs, oldest first; raw["versions"] has the details
     default_version: str | None = None  # what "latest" means to the server: the newest registered version
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Pipeline":
         refs = [v["ref"] for v in data.get("versions") or []]
-        pipeline = _build(cls, client, data)
+        pipeline = super().from_json(client, data)
         pipeline.versions = refs
         pipeline.default_version = refs[-1] if refs else None
         return pipeline
@@ -202,7 +187,7 @@ class Pipeline(_Identified):
 
 
 @dataclass(kw_only=True, eq=False)
-class Execution(_Identified):
+class Execution(_Model):
     id: str
     status: str
     owner: int | None = None
@@ -220,12 +205,6 @@ class Execution(_Identified):
     cancel_requested: bool = False
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     resources: dict[str, Any] | None = field(default=None, repr=False)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    client: "FlowClient | None" = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, client: "FlowClient | None", data: dict[str, Any]) -> "Execution":
-        return _build(cls, client, data)
 
     def _update(self, data: dict[str, Any]) -> "Execution":
         fresh = self.from_json(self.client, data)
@@ -280,20 +259,16 @@ class Execution(_Identified):
 
     def wait(self, timeout: float | None = None, progress: ProgressArg = True) -> "Execution":
         """Poll until the run ends or ``timeout`` seconds pass; returns self either way — check ``.status``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = self.client.settings.poll_interval
         with Progress(progress, None, f"{self.pipeline or 'run'} {self.id[:8]}", unit="task") as bar:
-            while True:
+            def done() -> bool:
                 self.refresh()
                 counts = self.progress
                 bar.update_to(sum(counts.get(b, 0) for b in DONE_BUCKETS), sum(counts.values()) or None)
                 bar.describe(f"{self.pipeline or 'run'} {self.id[:8]} {self.status}")
-                if self.finished:
-                    return self
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return self
-                time.sleep(interval if left is None else min(interval, left))
+                return self.finished
+
+            poll_until(done, timeout, self.client.settings.poll_interval)
+        return self
 
     # --- what it did ------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 for and installed, a caller's callback ``fn(done, total)``, or nothing at all."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,3 +49,14 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def poll_until(done: Callable[[], bool], timeout: float | None, interval: float) -> None:
+    """Call ``done`` (one polling round) every ``interval`` seconds until it returns True or ``timeout`` seconds
+    pass (None: no limit); the last sleep is cut short so a wait never outlasts its timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not done():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        time.sleep(interval if left is None else min(interval, left))

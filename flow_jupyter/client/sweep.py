@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import FlowError
 from .models import Execution
-from .progress import Progress, ProgressArg
+from .progress import Progress, ProgressArg, poll_until
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -33,20 +32,17 @@ class Sweep(list):
 
     def wait(self, timeout: float | None = None, progress: ProgressArg = True) -> "Sweep":
         """Poll every run until all ended or ``timeout`` seconds pass; returns self either way."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         interval = self[0].client.settings.poll_interval if self else 1.0
         with Progress(progress, len(self), "sweep", unit="run") as bar:
-            while True:
+            def done() -> bool:
                 for run in self:
                     if not run.finished:
                         run.refresh()
                 bar.update_to(sum(run.finished for run in self))
-                if self.finished:
-                    return self
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return self
-                time.sleep(interval if left is None else min(interval, left))
+                return self.finished
+
+            poll_until(done, timeout, interval)
+        return self
 
     def frame(self) -> "pd.DataFrame":
         """One row per run: the swept parameters, then id and status."""

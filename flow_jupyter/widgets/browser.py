@@ -11,7 +11,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Int
 
-from .common import error_html, human_size, is_connection_problem, note_html, resolve_client
+from .common import error_html, human_size, is_connection_problem, note_html, resolve_client, try_or_show
 
 ALL = 0
 """The "any project" / "any sample" option (real ids start at 1)."""
@@ -78,12 +78,8 @@ class DataBrowser(widgets.VBox):
 
     def load_projects(self) -> None:
         """Fill the project picker with the projects the server shows this user."""
-        try:
-            projects = self.client.projects()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
+        projects = try_or_show(self.client.projects, self.message)
+        if projects is None:
             return
         current = self.project_picker.value
         self.project_picker.options = [("All projects", ALL)] + [(p.name, p.id) for p in projects]
@@ -104,22 +100,10 @@ class DataBrowser(widgets.VBox):
         self._filters_changed()
 
     def _project_id(self, project: Any) -> int:
-        if project in (ALL, None):
-            return ALL
-        ident = getattr(project, "id", project)
-        for label, value in self.project_picker.options:
-            if value == ident or label == ident or str(value) == str(ident):
-                return value
-        raise ValueError(f"No project {project!r} among those you can see.")
+        return _option_value(self.project_picker, project, f"No project {project!r} among those you can see.")
 
     def _sample_id(self, sample: Any) -> int:
-        if sample in (ALL, None):
-            return ALL
-        ident = getattr(sample, "id", sample)
-        for label, value in self.sample_picker.options:
-            if value == ident or label == ident or str(value) == str(ident):
-                return value
-        raise ValueError(f"No sample {sample!r} in this project.")
+        return _option_value(self.sample_picker, sample, f"No sample {sample!r} in this project.")
 
     def _project_changed(self, change: dict[str, Any]) -> None:
         project = change["new"]
@@ -156,12 +140,9 @@ class DataBrowser(widgets.VBox):
 
     def refresh(self) -> None:
         """Fetch the page shown again (e.g. after an upload)."""
-        try:
-            page = self.client.files(**self.filters, limit=self.page_size, after=self._cursors[self.page_number])
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
+        page = try_or_show(lambda: self.client.files(**self.filters, limit=self.page_size,
+                                                     after=self._cursors[self.page_number]), self.message)
+        if page is None:
             return
         self.files = list(page)
         self._next = getattr(page, "next", None)
@@ -215,3 +196,15 @@ class DataBrowser(widgets.VBox):
         if origin and origin != "upload":
             parts.append(origin)
         return " · ".join(p for p in parts if p) + f"  [#{datafile.id}]"
+
+
+def _option_value(picker: Any, item: Any, missing: str) -> int:
+    """The picker's value for ``item`` (an object, an id or a label; ``ALL``/None: all); ValueError ``missing``
+    when it offers no such item."""
+    if item in (ALL, None):
+        return ALL
+    ident = getattr(item, "id", item)
+    for label, value in picker.options:
+        if value == ident or label == ident or str(value) == str(ident):
+            return value
+    raise ValueError(missing)

@@ -6,7 +6,10 @@ said. So the one thing each needs is a clear rendering of a server error next to
 from __future__ import annotations
 
 import html
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
 """A run in one of these states never changes again: monitors stop polling it."""
@@ -71,6 +74,39 @@ def is_connection_problem(error: BaseException) -> bool:
 
     return isinstance(error, (FlowError, OSError)) or type(error).__module__.startswith(("requests", "httpx",
                                                                                           "urllib3"))
+
+
+def try_or_show(action: Callable[[], T], target: Any) -> T | None:
+    """``action()``, or None once a server refusal or an unreachable server has been shown in ``target`` (an HTML
+    widget): a widget shows what went wrong next to the control it concerns instead of raising it into the kernel.
+    Any other exception is a bug and is raised."""
+    try:
+        return action()
+    except Exception as error:
+        if not is_connection_problem(error):
+            raise
+        target.value = error_html(error)
+        return None
+
+
+def offer_projects(client: Any, picker: Any, shown_in: Any, wanted: Any, none_yet: str) -> None:
+    """Offer the user's projects in ``picker`` and select ``wanted`` (an id, a name or a Project), else the first.
+    What went wrong is shown in ``shown_in``: the server's refusal, a ``wanted`` that is not among them, or
+    ``none_yet`` when the user has no project at all."""
+    projects = try_or_show(client.projects, shown_in)
+    if projects is None:
+        return
+    picker.options = [(p.name, p.id) for p in projects]
+    picker.value = projects[0].id if projects else None
+    if wanted is not None:
+        ident = getattr(wanted, "id", wanted)
+        matches = [p.id for p in projects if ident in (p.id, p.name, str(p.id))]
+        if matches:
+            picker.value = matches[0]
+        else:
+            shown_in.value = error_html(f"No project {wanted!r} among those you can see.")
+    if not projects:
+        shown_in.value = error_html(none_yet)
 
 
 def api_get(client: Any, path: str, **params: Any) -> Any:

@@ -8,7 +8,7 @@ import ipywidgets as widgets
 from traitlets import Int
 
 from .browser import DataBrowser
-from .common import error_html, is_connection_problem, note_html, resolve_client, status_html
+from .common import note_html, resolve_client, status_html, try_or_show
 from .launcher import PipelineLauncher
 from .monitor import ExecutionMonitor
 from .uploader import Uploader
@@ -35,12 +35,8 @@ class RecentExecutions(widgets.VBox):
         self.refresh()
 
     def refresh(self) -> None:
-        try:
-            runs = list(self.client.executions())
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.listing.value = error_html(error)
+        runs = try_or_show(lambda: list(self.client.executions()), self.listing)
+        if runs is None:
             return
         runs.sort(key=lambda e: _created(e), reverse=True)
         self.executions = runs[: self.limit]

@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .browser import DataBrowser
-from .common import error_html, is_connection_problem, note_html, resolve_client
+from .common import error_html, is_connection_problem, note_html, offer_projects, resolve_client, try_or_show
 from .fields import UNSET, FormField
 from .monitor import ExecutionMonitor
 
@@ -77,8 +77,8 @@ class PipelineLauncher(widgets.VBox):
         ]
         self.pipeline_picker.observe(self._pipeline_changed, names="value")
         self.version_picker.observe(self._version_changed, names="value")
-        self.validate_button.on_click(lambda _: self._act(self.validate))
-        self.launch_button.on_click(lambda _: self._act(self.launch))
+        self.validate_button.on_click(lambda _: try_or_show(self.validate, self.message))
+        self.launch_button.on_click(lambda _: try_or_show(self.launch, self.message))
         if backend:
             self.backend_picker.value = backend
 
@@ -98,34 +98,12 @@ class PipelineLauncher(widgets.VBox):
     # --- choices from the server ----------------------------------------------------------------------------
 
     def _load_projects(self, project: Any) -> None:
-        try:
-            projects = self.client.projects()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.project_error.value = error_html(error)
-            return
-        self.project_picker.options = [(p.name, p.id) for p in projects]
-        self.project_picker.value = projects[0].id if projects else None
-        if project is not None:
-            ident = getattr(project, "id", project)
-            matches = [p.id for p in projects if ident in (p.id, p.name, str(p.id))]
-            if matches:
-                self.project_picker.value = matches[0]
-            else:
-                self.project_error.value = error_html(f"No project {project!r} among those you can see.")
-        if not projects:
-            self.project_error.value = error_html("You have no project yet: create one to launch into.")
+        offer_projects(self.client, self.project_picker, self.project_error, project,
+                       none_yet="You have no project yet: create one to launch into.")
 
     def _load_pipelines(self, pipeline: Any, version: str | None) -> None:
         name = getattr(pipeline, "name", pipeline)
-        try:
-            names = [p.name for p in self.client.pipelines()]
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
-            names = []
+        names = [p.name for p in try_or_show(self.client.pipelines, self.message) or []]
         if name and name not in names:
             names.append(name)  # a form given directly may be for a pipeline this server does not know
         self.pipeline_picker.options = names
@@ -166,12 +144,8 @@ class PipelineLauncher(widgets.VBox):
             self._load_form()
 
     def _load_form(self) -> None:
-        try:
-            answer = self._pipeline().form(self.version)
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
+        answer = try_or_show(lambda: self._pipeline().form(self.version), self.message)
+        if answer is None:
             return
         self.build(answer.get("form", answer) if "groups" not in answer else answer)
 
@@ -343,14 +317,6 @@ class PipelineLauncher(widgets.VBox):
     @property
     def monitor(self) -> ExecutionMonitor | None:
         return self.result.children[0] if self.result.children else None
-
-    def _act(self, action: Any) -> None:
-        try:
-            action()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
 
 
 def _ref(version: Any) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Float, Int
 
-from .common import (BAR_STYLES, TERMINAL_STATUSES, api_get, error_html, is_connection_problem, note_html,
-                     resolve_client, status_html)
-from .poller import Poller
+from .common import (BAR_STYLES, TERMINAL_STATUSES, api_get, is_connection_problem, note_html, resolve_client,
+                     status_html, try_or_show)
+from .poller import PolledView
 
 DONE_BUCKETS = ("succeeded", "cached", "failed", "aborted")
 TASK_COLUMNS = ("process", "tag", "status", "exit", "native_id", "cpu_percent", "peak_rss")
@@ -34,7 +34,7 @@ class Snapshot:
     pipeline: str | None = None
 
 
-class ExecutionMonitor(widgets.VBox):
+class ExecutionMonitor(PolledView, widgets.VBox):
     """A live view of one execution; :meth:`cancel` and :meth:`resume` act on it through the API."""
 
     interval = Float(0.5, help="Seconds between two refreshes while the run is active.")
@@ -85,11 +85,11 @@ class ExecutionMonitor(widgets.VBox):
             widgets.Accordion(children=[self.task_table, self.log_view], titles=("Tasks", "Log"),
                               selected_index=None),
         ]
-        self.cancel_button.on_click(lambda _: self._act(self.cancel))
-        self.resume_button.on_click(lambda _: self._act(self.resume))
-        self.refresh_button.on_click(lambda _: self._act(self.refresh))
-        self._poller = Poller(self._fetch, self._apply, self.interval, on_error=self._poll_failed)
-        self.observe(lambda change: setattr(self._poller, "interval", change["new"]), names="interval")
+        # a button shows a server refusal instead of raising it into the kernel
+        self.cancel_button.on_click(lambda _: try_or_show(self.cancel, self.message))
+        self.resume_button.on_click(lambda _: try_or_show(self.resume, self.message))
+        self.refresh_button.on_click(lambda _: try_or_show(self.refresh, self.message))
+        self._init_polling()
         self.refresh()
         if autostart:
             self.start()
@@ -108,25 +108,10 @@ class ExecutionMonitor(widgets.VBox):
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    @property
-    def polling(self) -> bool:
-        return self._poller.running
-
     def start(self) -> None:
         """Poll in the background (on the kernel's event loop when there is one, else on a daemon thread)."""
         if not self.finished or not self._log_complete:
             self._poller.start()
-
-    def stop(self) -> None:
-        self._poller.stop()
-
-    def close(self) -> None:
-        self.stop()
-        super().close()
-
-    def refresh(self) -> bool:
-        """Fetch and show the run's state once; True while there is more to follow."""
-        return self._apply(self._fetch())
 
     def _fetch(self) -> Snapshot:
         execution = self.execution
@@ -183,10 +168,6 @@ class ExecutionMonitor(widgets.VBox):
         if snapshot.log is not None:
             self._follow_log(snapshot.log)
         return not (self.finished and self._log_complete)
-
-    def _poll_failed(self, error: BaseException) -> bool:
-        self.message.value = error_html(error)
-        return is_connection_problem(error) and getattr(error, "status", None) not in (401, 403, 404)
 
     # --- showing --------------------------------------------------------------------------------------------
 
@@ -274,15 +255,6 @@ class ExecutionMonitor(widgets.VBox):
 
     # --- actions --------------------------------------------------------------------------------------------
 
-    def _act(self, action: Any) -> None:
-        """A button: do it, and show a server refusal instead of raising it into the kernel."""
-        try:
-            action()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
-
     def cancel(self) -> None:
         """Ask the server to stop the run (a pending run is cancelled at once)."""
         self.execution.cancel()
@@ -303,7 +275,7 @@ class ExecutionMonitor(widgets.VBox):
         self.processes.children = ()
         self.log_view.value = ""
         self.message.value = note_html(f"Resumed as {new.id}.")
-        self._poller = Poller(self._fetch, self._apply, self.interval, on_error=self._poll_failed)
+        self._poller = self._new_poller()
         self.refresh()
         self.start()
         return new

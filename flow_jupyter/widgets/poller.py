@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .common import error_html, is_connection_problem
+
 log = logging.getLogger(__name__)
 
 
@@ -92,3 +94,35 @@ class Poller:
             if not go_on:
                 return
             self._stopped.wait(self.interval)
+
+
+class PolledView:
+    """The life cycle every live widget shares, mixed in before its ipywidgets box. The widget brings ``_fetch`` and
+    ``_apply`` (the two halves of a round), an ``interval`` trait and a ``message`` HTML widget."""
+
+    def _init_polling(self) -> None:
+        self._poller = self._new_poller()
+        self.observe(lambda change: setattr(self._poller, "interval", change["new"]), names="interval")
+
+    def _new_poller(self) -> Poller:
+        return Poller(self._fetch, self._apply, self.interval, on_error=self._poll_failed)
+
+    @property
+    def polling(self) -> bool:
+        return self._poller.running
+
+    def stop(self) -> None:
+        self._poller.stop()
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    def refresh(self) -> bool:
+        """Fetch and show once, here and now; True while there is more to follow."""
+        return self._apply(self._fetch())
+
+    def _poll_failed(self, error: BaseException) -> bool:
+        """Show a failed round; keep polling through a passing outage, but not once the run is gone or forbidden."""
+        self.message.value = error_html(error)
+        return is_connection_problem(error) and getattr(error, "status", None) not in (401, 403, 404)

@@ -12,7 +12,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from .common import error_html, is_connection_problem, note_html, resolve_client
+from .common import note_html, resolve_client, try_or_show
 from .monitor import _client_of
 
 SANDBOX = "allow-scripts allow-popups allow-downloads"
@@ -47,13 +47,10 @@ class ReportViewer(widgets.VBox):
 
     def load(self, path: str | None = None) -> None:
         """Ask the server which reports the run has and show ``path`` (default: MultiQC's, else the first)."""
-        try:
-            self.reports = list(self.execution.reports())
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
+        reports = try_or_show(lambda: list(self.execution.reports()), self.message)
+        if reports is None:
             return
+        self.reports = reports
         if not self.reports:
             self.picker.layout.display = "none"
             self.message.value = note_html("This execution has no report (yet): reports appear when the run has "

@@ -11,10 +11,9 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Float
 
-from .common import (TERMINAL_STATUSES, error_html, is_connection_problem, note_html, resolve_client,
-                     status_html)
+from .common import TERMINAL_STATUSES, note_html, resolve_client, status_html, try_or_show
 from .monitor import DONE_BUCKETS, _client_of
-from .poller import Poller
+from .poller import PolledView
 
 
 def varying_params(params_by_run: list[dict[str, Any]]) -> list[str]:
@@ -26,7 +25,7 @@ def varying_params(params_by_run: list[dict[str, Any]]) -> list[str]:
     return [n for n in names if len({repr(p.get(n, missing)) for p in params_by_run}) > 1]
 
 
-class SweepMonitor(widgets.VBox):
+class SweepMonitor(PolledView, widgets.VBox):
     """A live table of several executions; :meth:`refresh` does one round, :meth:`cancel_all` stops them all."""
 
     interval = Float(1.0, help="Seconds between two refreshes while any run is active.")
@@ -51,9 +50,8 @@ class SweepMonitor(widgets.VBox):
         self.message = widgets.HTML()
         self.children = [self.header, self.progress, self.tasks_progress, self.table, self.cancel_button,
                          self.message]
-        self.cancel_button.on_click(lambda _: self._act(self.cancel_all))
-        self._poller = Poller(self._fetch, self._apply, self.interval, on_error=self._poll_failed)
-        self.observe(lambda change: setattr(self._poller, "interval", change["new"]), names="interval")
+        self.cancel_button.on_click(lambda _: try_or_show(self.cancel_all, self.message))
+        self._init_polling()
         self.refresh()
         if autostart and not self.finished:
             self._poller.start()
@@ -65,20 +63,6 @@ class SweepMonitor(widgets.VBox):
     @property
     def finished(self) -> bool:
         return bool(self.details) and all(s in TERMINAL_STATUSES for s in self.statuses)
-
-    @property
-    def polling(self) -> bool:
-        return self._poller.running
-
-    def stop(self) -> None:
-        self._poller.stop()
-
-    def close(self) -> None:
-        self.stop()
-        super().close()
-
-    def refresh(self) -> bool:
-        return self._apply(self._fetch())
 
     def _fetch(self) -> list[dict[str, Any]]:
         return [dict(e.refresh().detail) for e in self.executions]
@@ -116,18 +100,6 @@ class SweepMonitor(widgets.VBox):
                 execution.cancel()
         self.message.value = note_html("Cancel requested for every active run.")
         self.refresh()
-
-    def _poll_failed(self, error: BaseException) -> bool:
-        self.message.value = error_html(error)
-        return is_connection_problem(error) and getattr(error, "status", None) not in (401, 403, 404)
-
-    def _act(self, action: Any) -> None:
-        try:
-            action()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.message.value = error_html(error)
 
 
 def _short(value: Any) -> str:

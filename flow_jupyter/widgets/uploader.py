@@ -22,7 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Int
 
-from .common import error_html, human_size, is_connection_problem, note_html, resolve_client
+from .common import error_html, human_size, is_connection_problem, note_html, offer_projects, resolve_client
 
 MiB = 1024 * 1024
 
@@ -74,25 +74,8 @@ class Uploader(widgets.VBox):
             "memory); for larger files give a path above.")
 
     def load_projects(self, project: Any = None) -> None:
-        try:
-            projects = self.client.projects()
-        except Exception as error:
-            if not is_connection_problem(error):
-                raise
-            self.status.value = error_html(error)
-            return
-        self.project_picker.options = [(p.name, p.id) for p in projects]
-        self.project_picker.value = projects[0].id if projects else None
-        if project is not None:
-            ident = getattr(project, "id", project)
-            matches = [p.id for p in projects if ident in (p.id, p.name, str(p.id))]
-            if not matches:
-                self.status.value = error_html(f"No project {project!r} among those you can see.")
-            else:
-                self.project_picker.value = matches[0]
-        if not projects:
-            self.status.value = error_html("You have no project to upload into: create one first "
-                                           "(client.create_project(name)).")
+        offer_projects(self.client, self.project_picker, self.status, project,
+                       none_yet="You have no project to upload into: create one first (client.create_project(name)).")
 
     # --- path uploads ---------------------------------------------------------------------------------------
 
