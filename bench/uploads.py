@@ -99,6 +99,11 @@ class JupyterServer:
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.flow_root / 'flow.sqlite'}"
 
     @property
     def contents(self) -> Path:
@@ -121,7 +126,7 @@ class JupyterServer:
         argv = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
                 "--ServerApp.port_retries=0", f"--ServerApp.ip={HOST}", f"--ServerApp.token={self.token}",
                 f"--ServerApp.root_dir={self.contents}", f"--FlowSettings.root_dir={self.flow_root}",
-                f"--FlowSettings.database_url=sqlite:///{self.flow_root / 'flow.sqlite'}"]
+                f"--FlowSettings.database_url={self.database_url}", *self.extra_args]
         if os.geteuid() == 0:
             argv.append("--allow-root")
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),

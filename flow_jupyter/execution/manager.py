@@ -13,7 +13,6 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update

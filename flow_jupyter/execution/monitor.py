@@ -633,6 +633,7 @@ class Monitor:
                     self._by_id.pop(task.task_id, None)
             state.finished_tasks += len(done)
         state.published.clear()
+        self._published.clear()  # the data files' storage paths keep a repeated publish from registering twice
 
     @property
     def offsets(self) -> dict[str, dict[str, int]]:
