@@ -9,6 +9,7 @@ PACKAGES=(
   postgresql                          # throwaway PostgreSQL for tests (and the hub's database)
   fastqc bowtie2 bowtie2-examples samtools pigz   # tools used by the demo pipeline; lambda phage example reads
   git procps curl                     # pipeline checkouts; process inspection; health probes
+  chromium                            # real-browser test of JupyterLab (driven by Playwright)
 )
 
 missing=()
