@@ -144,12 +144,16 @@ async def test_bad_launches_are_400_naming_every_field_and_store_nothing(api, jp
     not_theirs = await bob.post("executions", {"pipeline": "tiny", "project": project, "params": {}})
     hostile = await alice.post("executions", {"pipeline": "tiny", "project": project, "backend": "slurm",
                                               "params": {}, "resources": {"queue": "debug\n#SBATCH --uid=0"}})
+    no_pipeline = await alice.post("executions", {"pipeline": "no-such-pipeline", "project": project, "params": {}})
+    no_version = await alice.post("executions", {"pipeline": "tiny", "version": "v9.9", "project": project,
+                                                 "params": {}})
 
     assert bad.code == 400 and bad.error["reason"] == "invalid_params"
     assert sorted(e["field"] for e in bad.error["errors"]) == ["/colour", "/size"]
     assert secret.code == 400 and secret.error["field"] == "/names"
     assert not_theirs.code == 404
     assert hostile.code == 400 and hostile.error["field"] == "/resources/queue"
+    assert no_pipeline.code == 404 and no_version.code == 404
     assert (await alice.get("executions")).json["items"] == []
 
 
