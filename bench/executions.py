@@ -512,12 +512,7 @@ def bench_events(args: argparse.Namespace, tmp: Path) -> list[str]:
     finally:
         if peer is not None and peer.is_alive():
             peer.stop()
-        client.close()
-        server.stop()
-        if runs is not None:
-            runs.stop()
-        if server.tracebacks():
-            print(f"  WARNING: {server.tracebacks()} traceback(s) in the server log")
+        shut_down(server, client, runs)
 
 
 # ---------------------------------------------------------------- part 3: RSS while following 100 runs
@@ -626,12 +621,17 @@ def bench_memory(args: argparse.Namespace, tmp: Path) -> list[str]:
     finally:
         if sampler is not None and sampler.is_alive():
             sampler.stop()
-        client.close()
-        server.stop()
-        if runs is not None:
-            runs.stop()
-        if server.tracebacks():
-            print(f"  WARNING: {server.tracebacks()} traceback(s) in the server log")
+        shut_down(server, client, runs)
+
+
+def shut_down(server: FlowServer, client: Client, runs: "FakeRuns | None") -> None:
+    """Stop a part's server and fake runs, and say if the server logged a traceback (a failed manager round)."""
+    client.close()
+    server.stop()
+    if runs is not None:
+        runs.stop()
+    if server.tracebacks():
+        print(f"  WARNING: {server.tracebacks()} traceback(s) in the server log")
 
 
 # ---------------------------------------------------------------- main

@@ -4,18 +4,16 @@ its tasks, find its outputs as data files, open the MultiQC report (sandboxed), 
 the logs. On Slurm (SQLite and PostgreSQL) and on the local backend."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 from pathlib import Path
 
 import pytest
+from test_executions_api import TERMINAL, wait_for
 
 from flow_jupyter.pipelines.demo_data import write_demo_data
 
 READS = 300
-TERMINAL = {"succeeded", "failed", "cancelled", "lost"}
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
@@ -34,15 +32,6 @@ async def upload(user, path: Path, project: int) -> int:
             **TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)})
         assert sent.code == 204, sent.body
     return int(sent.headers["Flow-DataFile-Id"])
-
-
-async def wait_for(user, execution: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = (await user.get(f"executions/{execution}")).json
-        if detail["status"] in TERMINAL or time.monotonic() > deadline:
-            return detail
-        await asyncio.sleep(1)
 
 
 async def run_demo(api, tmp_path: Path, backend: str) -> None:
@@ -65,7 +54,7 @@ async def run_demo(api, tmp_path: Path, backend: str) -> None:
     assert launched.code == 201, launched.json
     execution = launched.json["id"]
 
-    detail = await wait_for(alice, execution, timeout=900)
+    detail = await wait_for(alice, execution, TERMINAL, timeout=900)
     assert detail["status"] == "succeeded", (detail, (await alice.get(f"executions/{execution}/log")).json["text"])
     tasks = (await alice.get(f"executions/{execution}/tasks", limit=200)).json["items"]
     processes = {task["process"] for task in tasks}
