@@ -154,6 +154,11 @@ class FlowSettings(Configurable):
         help="""Components whose failure makes Flow unhealthy (503 from /flow/api/health, non-zero `doctor`).
         'slurm' is added automatically when executor is 'slurm'; the others are still checked and reported.""",
     ).tag(config=True)
+    backend_poll_seconds = Float(
+        5.0, help="How often the execution manager asks the scheduler (squeue/scontrol, or the local process table) "
+        "about each active run. Progress comes from the run's event files every half second regardless; the scheduler "
+        "is asked at once when the events say the run ended or a cancel was requested."
+    ).tag(config=True)
     launch_retry_seconds = Float(
         3600.0, help="How long a launch waits for an unreachable scheduler (retried every few seconds) before the "
         "execution fails with the scheduler's error. The launch request itself answers 503 with Retry-After."

@@ -77,6 +77,7 @@ class ExecutionManager:
         self._backends: dict[str, Backend] = {}
         self._retry_at: dict[int, float] = {}
         self._monitors: dict[int, _Followed] = {}
+        self._status_at: dict[int, float] = {}
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._first_round = True
@@ -266,11 +267,12 @@ class ExecutionManager:
                 backend.cancel(job)
                 notes["cancel_sent"] = True
             changed = self._poll(session, execution, monitor)
-            try:
-                info = backend.status(job)
-            except FlowError as exc:  # scheduler unreachable: keep following the files, decide later
-                info = None
-                notes["backend_error"] = exc.message
+            info = None
+            if self._backend_due(execution_id, monitor.state, execution.cancel_requested):
+                try:
+                    info = backend.status(job)
+                except FlowError as exc:  # scheduler unreachable: keep following the files, decide later
+                    notes["backend_error"] = exc.message
             if info is not None:
                 notes.pop("backend_error", None)
                 eta = info.queue_eta.isoformat() if info.queue_eta else None
@@ -291,8 +293,20 @@ class ExecutionManager:
         # reads the stored state again.
         if kept is None:
             self._monitors.pop(execution_id, None)
+            self._status_at.pop(execution_id, None)
         else:
             self._monitors[execution_id] = kept
+
+    def _backend_due(self, execution_id: int, state: RunState, cancel_requested: bool) -> bool:
+        """Ask the scheduler about a run every `backend_poll_seconds` (one squeue per run per round would load a
+        real controller with hundreds of calls a second), at once when its events say it ended or a cancel was
+        asked for, and on the first round after a start."""
+        due = time.monotonic()
+        if (state.status in TERMINAL_RUN_STATUSES or cancel_requested
+                or self._status_at.get(execution_id, 0.0) <= due):
+            self._status_at[execution_id] = due + self.host.settings.backend_poll_seconds
+            return True
+        return False
 
     def _poll(self, session: Session, execution: Execution, monitor: Monitor) -> bool:
         changes = monitor.poll()
