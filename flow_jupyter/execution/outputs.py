@@ -8,6 +8,7 @@ executions' files) can be reached by a crafted path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -67,9 +68,9 @@ def expand_published(run_dir: Path, destinations: list[str]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            inside = [item for item in sorted(path.rglob("*"))[:MAX_FILES_PER_PUBLISHED_DIR]
-                      if item.is_file() and not item.is_symlink() and root in item.resolve().parents]
-            found.extend(inside)
+            walked = islice(path.rglob("*"), MAX_FILES_PER_PUBLISHED_DIR)  # bounded before anything is sorted
+            found.extend(sorted(item for item in walked
+                                if item.is_file() and not item.is_symlink() and root in item.resolve().parents))
     return found
 
 
