@@ -1,8 +1,8 @@
 """The execution manager: the host's asyncio loop that turns execution rows into Nextflow runs and back.
 
-No broker: every ~0.5 s (at once after a launch or cancel, see `wake`) one tick (on a worker thread, never on the event loop) claims pending rows, plans and submits
-them, polls the monitor of every active run from its persisted state and offsets, and settles runs whose backend job
-ended. All it needs is in the database and the run directories, so the first tick after a restart reconciles every
+No broker: every ~0.5 s (at once after a launch or cancel, see `wake`) one tick (on a worker thread, never on the
+event loop) claims pending rows, plans and submits them, polls the monitor of every active run from its persisted
+state and offsets, and settles runs whose backend job ended. All it needs is in the database and the run directories, so the first tick after a restart reconciles every
 non-terminal row with reality (head job alive? run dir says finished?).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .backends import Backend, BackendJob, JobStatus, Resources, backend_named
 from .launch import LOG_FILE, TRACE_FILE, plan_run
 from .outputs import expand_published
 from .monitor import TERMINAL_RUN_STATUSES, Monitor, RunState, TaskRecord
-from .service import ACTIVE_STATUSES, MANAGER_KEY, resolve_params, run_files, to_datetime
+from .service import ACTIVE_STATUSES, MANAGER_KEY, resolve_params, run_files, to_datetime, with_notes
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,6 @@ def _aware(moment: datetime | None) -> datetime:
     if moment is None:
         return now()
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _with_notes(monitor_state: dict | None, **notes: Any) -> dict | None:
-    """monitor_state with the manager's notes changed (None removes a note)."""
-    state = dict(monitor_state or {})
-    merged = {**(state.get(MANAGER_KEY) or {}), **notes}
-    state[MANAGER_KEY] = {key: value for key, value in merged.items() if value is not None}
-    return state
 
 
 @dataclasses.dataclass
@@ -183,7 +175,7 @@ class ExecutionManager:
                 if exc.status == 503 and waited < self.host.settings.launch_retry_seconds:
                     # The scheduler is down: keep the launch, say why it waits, try again shortly.
                     execution.status = "pending"
-                    execution.monitor_state = _with_notes(execution.monitor_state, backend_error=exc.message)
+                    execution.monitor_state = with_notes(execution.monitor_state, backend_error=exc.message)
                     self._retry_at[execution_id] = time.monotonic() + RETRY_SECONDS
                 else:
                     execution.status, execution.finished_at = "failed", now()
@@ -202,7 +194,7 @@ class ExecutionManager:
             execution.backend_job = job.to_json()
             execution.submitted_at = now()
             execution.error = None
-            execution.monitor_state = _with_notes(execution.monitor_state, backend_error=None)
+            execution.monitor_state = with_notes(execution.monitor_state, backend_error=None)
 
     def _plan(self, session: Session, execution: Execution):
         """The run plan, with data-file references resolved again as the owner (rights may have changed)."""
@@ -252,7 +244,8 @@ class ExecutionManager:
                     return
                 execution.backend_job = job.to_json()
             job = BackendJob.from_json(execution.backend_job)
-            followed = self._monitors.get(execution_id)
+            # Taken out while this round mutates it: if the round fails, nothing half-applied is kept.
+            followed = self._monitors.pop(execution_id, None)
             if followed is None or followed.offsets != execution.monitor_offsets:
                 stored = execution.monitor_state or {}
                 files = run_files(execution)
@@ -289,10 +282,8 @@ class ExecutionManager:
                 execution.monitor_offsets = offsets
             if execution.status not in TERMINAL_RUN_STATUSES:
                 kept = _Followed(monitor, offsets, notes)
-        # Only what was committed is kept: a failed round leaves the stored offsets behind ours, so the next round
-        # reads the stored state again.
+        # Only what was committed is kept: after a failed round the next one reads the stored state again.
         if kept is None:
-            self._monitors.pop(execution_id, None)
             self._status_at.pop(execution_id, None)
         else:
             self._monitors[execution_id] = kept
@@ -353,10 +344,10 @@ class ExecutionManager:
         """Published files under this execution's run dir (a published directory: the files in it) become output
         DataFiles of its project, once each. Files published outside the run dir are not Flow's to register."""
         storage = self.host.storage
-        run_dir = storage.resolve(execution.run_dir)
+        run_dir, root = storage.resolve(execution.run_dir), storage.root.resolve()
         destinations = [str(item.get("destination") or "") for item in published]
         for path in expand_published(run_dir, destinations):
-            relative = str(path.relative_to(storage.root.resolve()))
+            relative = str(path.relative_to(root))
             if session.scalar(select(DataFile.id).where(DataFile.storage_path == relative)) is not None:
                 continue
             digest, size = hashlib.sha256(), 0

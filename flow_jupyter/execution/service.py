@@ -49,6 +49,14 @@ def run_files(execution: Execution) -> dict[str, str]:
     return {"events": f"events-{execution.uuid}.ndjson", "trace": trace, "log": log}
 
 
+def with_notes(monitor_state: dict | None, **notes: Any) -> dict:
+    """monitor_state with the manager's notes changed (None removes a note)."""
+    state = dict(monitor_state or {})
+    merged = {**(state.get(MANAGER_KEY) or {}), **notes}
+    state[MANAGER_KEY] = {key: value for key, value in merged.items() if value is not None}
+    return state
+
+
 def to_datetime(epoch_ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc) if epoch_ms else None
 
@@ -219,7 +227,7 @@ def create(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
         provenance=body.get("provenance"), resources=resources,
     )
     if unavailable is not None:
-        execution.monitor_state = {MANAGER_KEY: {"backend_error": unavailable.message}}
+        execution.monitor_state = with_notes(None, backend_error=unavailable.message)
     session.add(execution)
     session.flush()
     return execution_json(execution, detail=True)
