@@ -202,6 +202,56 @@ class FlowSettings(Configurable):
         (flow://datafile/<id>). Convenient on a single-user HPC login; set False for a multi-user hub, where only
         data files the user may read can reach a pipeline.""",
     ).tag(config=True)
+    host_path_roots = List(
+        Unicode(),
+        ["~"],
+        help="""With allow_host_paths on, the directories under which a host path named in a parameter or a
+        sample-sheet cell must lie (after symbolic links are resolved), e.g. ['~', '/scratch', '/projects/lab'].
+        Paths into Flow's own root are refused whatever this says: name a data file instead.
+        Environment: FLOW_HOST_PATH_ROOTS (separated by ':').""",
+    ).tag(config=True)
+
+    @default("host_path_roots")
+    def _default_host_path_roots(self) -> list[str]:
+        value = os.environ.get("FLOW_HOST_PATH_ROOTS")
+        return [part for part in value.split(os.pathsep) if part] if value else ["~"]
+
+    allowed_url_schemes = List(
+        Unicode(),
+        ["http", "https", "ftp", "s3", "gs", "az"],
+        help="""URL schemes a path-typed parameter (format file-path, directory-path, path) may use; Nextflow
+        stages such files itself. 'file:' URLs are host paths and follow allow_host_paths.""",
+    ).tag(config=True)
+    output_params = List(
+        Unicode(),
+        ["outdir", "tracedir"],
+        help="""Parameters a pipeline writes to. With allow_host_paths off they are pinned inside the run directory
+        (a relative path without '..'); a parameter whose name ends in '_outdir' counts too.""",
+    ).tag(config=True)
+    strict_params = Bool(
+        False,
+        help="""Refuse parameters the pipeline's schema does not declare (nf-schema's failUnrecognisedParams).
+        Off: they are reported as warnings and passed on, as nf-schema does. A pipeline turns it on for itself with
+        validation.failUnrecognisedParams = true in its nextflow.config.""",
+    ).tag(config=True)
+    max_param_string_length = Integer(
+        65536, help="Longest string a launch parameter (or an item inside one) may be, in characters."
+    ).tag(config=True)
+    max_params_bytes = Integer(
+        1 << 20, help="Largest set of launch parameters, as JSON, in bytes."
+    ).tag(config=True)
+    max_text_length = Integer(
+        65536,
+        help="""Longest string (in characters) accepted anywhere in a JSON request body where the API sets no
+        tighter bound of its own: object keys, sample metadata, sample-sheet cells, launch parameters. Names (255)
+        and descriptions (10000) have their own bounds; launch parameters are also held to max_param_string_length,
+        so raise both together.""",
+    ).tag(config=True)
+    max_json_depth = Integer(
+        64,
+        help="""Deepest nesting of arrays and objects accepted in a JSON request body. Checked by a flat scan
+        before parsing, so a hostile body nested thousands deep is a 400, never a recursion error.""",
+    ).tag(config=True)
     test_identity_header = Unicode(
         "",
         help="""TESTS ONLY. When set, the caller's user name is read from this request header (after the normal

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -94,7 +95,8 @@ def flow_config(flow_root: Path, database_url: str) -> dict:
     """FlowSettings for a test server; fixtures listed before `jp_fetch` may update it before the server starts.
     The test identity header lets one server act for several users (see tests/flowapi.py)."""
     return {"root_dir": str(flow_root), "database_url": database_url, "health_cache_seconds": 0.0,
-            "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE}
+            "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE,
+            "host_path_roots": [tempfile.gettempdir(), str(REPO)]}
 
 
 @pytest.fixture

@@ -122,8 +122,14 @@ async def test_validation_lists_every_bad_field_and_keeps_hostile_strings_as_dat
                             {"params": {"greeting": "Hi", "outdir": hostile}})
 
     assert bad.code == 400 and bad.error["reason"] == "invalid_params"
-    assert sorted(e["field"] for e in bad.error["errors"]) == ["/colour", "/count", "/greeting"]
+    assert sorted(e["field"] for e in bad.error["errors"]) == ["/count", "/greeting"]
     assert good.code == 200 and good.json["params"]["outdir"] == hostile
+
+    # An undeclared parameter is a warning, as in nf-schema: it is passed on as given.
+    unknown = await admin.post("pipelines/greeter/versions/v1.0/validate",
+                               {"params": {"greeting": "Hi", "colour": "red"}})
+    assert unknown.code == 200 and [(w["field"], w["reason"]) for w in unknown.json["warnings"]] == [
+        ("/colour", "unknown_parameter")]
 
 
 async def test_bad_sources_refs_and_schemas_are_400_and_store_nothing(admin, api, greeter_repo, tmp_path) -> None:
@@ -175,7 +181,7 @@ async def test_only_admins_change_the_registry(api, admin, greeter_repo) -> None
 
 
 async def test_a_sample_sheet_is_checked_row_by_row_and_saved_as_a_data_file(admin, api, jp_serverapp,
-                                                                            greeter_repo) -> None:
+                                                                            greeter_repo, tmp_path) -> None:
     await admin.post("pipelines", {"source": str(greeter_repo), "ref": "v2.0"})
     host = jp_serverapp.web_app.settings["flow"]
     alice, bob = api.as_user("alice"), api.as_user("bob")
@@ -190,8 +196,9 @@ async def test_a_sample_sheet_is_checked_row_by_row_and_saved_as_a_data_file(adm
                            filename="secret_R1.fastq.gz", content=b"@r\nA\n+\nI\n").id
 
     secret = host.run_as(Identity("bob"), bobs_private_file)
-    rows = [{"sample": "S1", "fastq_1": "/data/S1_R1.fastq.gz"},
-            {"sample": "bad name!", "fastq_1": "/data/S2_R1.fastq.gz"},
+    data = tmp_path / "data"
+    rows = [{"sample": "S1", "fastq_1": f"{data}/S1_R1.fastq.gz"},
+            {"sample": "bad name!", "fastq_1": f"{data}/S2_R1.fastq.gz"},
             {"sample": "S3", "fastq_1": f"flow://datafile/{secret}"},
             {"sample": "S4", "fastq_1": "flow://datafile/999999"}]
 
@@ -202,7 +209,7 @@ async def test_a_sample_sheet_is_checked_row_by_row_and_saved_as_a_data_file(adm
     assert problems[0][:2] == (2, "sample") and "Sample names" in problems[0][2]
     assert problems[1:] == [(3, "fastq_1", "No such data file."), (4, "fastq_1", "No such data file.")]
 
-    csv_text = "sample,fastq_1\nS1,/data/S1_R1.fastq.gz\nS2,/data/S2_R1.fq.gz\n"
+    csv_text = f"sample,fastq_1\nS1,{data}/S1_R1.fastq.gz\nS2,{data}/S2_R1.fq.gz\n"
     saved = await alice.post("pipelines/greeter/versions/v2.0/samplesheet",
                              {"content": csv_text, "filename": "sheet.csv",
                               "save": {"project": project, "filename": "samplesheet.csv"}})
@@ -231,4 +238,4 @@ async def test_a_pipeline_without_a_schema_gets_a_form_from_its_params(admin, tm
     assert widgets == {"reads": "text", "threads": "integer", "skip_qc": "checkbox", "genome": "text",
                        "max_memory": "text"}
     unknown = await admin.post("pipelines/bare/versions/latest/validate", {"params": {"colour": "red"}})
-    assert unknown.code == 400 and unknown.error["errors"][0]["field"] == "/colour"
+    assert unknown.code == 200 and unknown.json["warnings"][0]["field"] == "/colour"

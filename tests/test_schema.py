@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from flow_jupyter.errors import FlowError
-from flow_jupyter.pipelines.schema import (WIDGETS, datafile_references, file_params, form_model,
+from flow_jupyter.pipelines.schema import (WIDGETS, datafile_references, default_problems, file_params, form_default,
+                                           form_model,
                                            form_model_from_params, load_schema, parse_config_flat,
                                            parse_groovy_literal, validate_params)
 
@@ -248,11 +249,26 @@ def test_the_schemas_errormessage_replaces_the_generic_one():
                        "message": schema["$defs"]["input_output_options"]["properties"]["input"]["errorMessage"]}]
 
 
-def test_a_default_the_schema_contradicts_is_accepted_but_other_values_are_checked():
+def test_a_default_the_schema_contradicts_is_reported_corrected_in_the_form_and_checked_like_any_value():
+    """nf-core/eager declares integers with string defaults ("0") and an enum its default is not in. nf-schema
+    validates defaults like any value, so Flow reports them on the pipeline and never offers a mistyped default."""
     schema = corpus_schema("nf-core__eager")
-    assert validate_params(schema, {"input": "x.tsv", "bt2n": "0", "hostremoval_mode": "remove"}) == []
-    errors = validate_params(schema, {"input": "x.tsv", "bt2n": "1", "hostremoval_mode": "erase"})
+    problems = {p["field"]: p["message"] for p in default_problems(schema)}
+    assert "/bt2n" in problems and "offers 0" in problems["/bt2n"]
+    assert "/hostremoval_mode" in problems and "offers none" in problems["/hostremoval_mode"]
+    assert field(form_model(schema), "bt2n")["default"] == 0
+    assert field(form_model(schema), "hostremoval_mode")["default"] is None
+    assert validate_params(schema, {"input": "x.tsv", "bt2n": 0, "hostremoval_mode": "strip"}) == []
+    errors = validate_params(schema, {"input": "x.tsv", "bt2n": "0", "hostremoval_mode": "remove"})
     assert {(e["field"], e["reason"]) for e in errors} == {("/bt2n", "type"), ("/hostremoval_mode", "enum")}
+
+
+def test_a_boolean_default_given_as_a_string_is_never_offered_as_that_string():
+    """In Groovy the string "false" is true: the form must offer the boolean."""
+    prop = {"type": "boolean", "default": "false"}
+    assert form_default(prop) is False
+    assert form_default({"type": "boolean", "default": "maybe"}) is None
+    assert form_default({"type": "string", "default": "${params.outdir}/x"}) == "${params.outdir}/x"
 
 
 def test_an_expression_default_is_not_checked_but_a_user_value_is():

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -58,11 +60,18 @@ class FlowHandler(APIHandler):
         return await self.flow.call(self.identity, fn, *args, **kwargs)
 
     def json_body(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """The request body as JSON, validated against ``schema``; 400 naming the first bad field otherwise."""
-        try:
-            body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise bad_request("Request body is not valid JSON.", reason="malformed_json") from None
+        """The request body as JSON, validated against ``schema``; 400 naming the first bad field otherwise.
+
+        Everything that would later break a viewer, the database or the stack is refused here, before any service
+        runs: nesting deeper than ``max_json_depth`` (checked by a flat scan, so parsing can never recurse far), NaN
+        and Infinity (also as an overflowing number like ``1e999``), lone surrogates and NUL in keys or values, and
+        strings longer than ``max_text_length`` where the schema sets no explicit ``maxLength`` of its own.
+        """
+        settings = self.flow.settings
+        body = parse_json_body(self.request.body or b"null", settings.max_json_depth)
+        problem = find_bad_string(body, schema, settings.max_text_length)
+        if problem is not None:
+            raise problem
         errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path))
         if errors:
             raise _schema_error(errors[0])
@@ -91,9 +100,11 @@ class FlowHandler(APIHandler):
         self.finish()
 
     def write_json(self, body: Any, status: int = 200) -> None:
+        """Strict JSON only: NaN/Infinity are not JSON and break every viewer, so a non-finite float that reached a
+        reply anyway (e.g. a pandas gap in a sample sheet) is sent as null, never as a bare ``NaN`` token."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(body, default=str))
+        self.finish(dumps_strict(body))
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, FlowError):  # a client's mistake, not a server fault: one short line
@@ -105,7 +116,7 @@ class FlowHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         if isinstance(exc, FlowError):
-            self.finish(json.dumps(exc.as_json()))
+            self.finish(dumps_strict(exc.as_json()))
             return
         if isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
@@ -115,14 +126,181 @@ class FlowHandler(APIHandler):
         self.finish(json.dumps({"error": error}))
 
 
+# --- strict JSON in and out (pure functions, so they are tested without a server) ------------------------------
+#: One lexical token the depth scan cares about: a whole string (skipped in one C-level match, escapes included),
+#: a bracket, or a lone quote (an unterminated string: the body is malformed and the scan can stop).
+_JSON_TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[\[\]{}"]', re.DOTALL)
+#: Characters no stored or echoed string may hold: NUL (PostgreSQL text cannot store it) and lone surrogates (not
+#: encodable as UTF-8: the database driver fails, and so does every viewer of a reply that echoes one).
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+#: Longest part of a client's value quoted back in an error message.
+_QUOTE_LIMIT = 120
+
+
+class _NotFinite(ValueError):
+    """NaN/Infinity, which Python's json accepts but JSON (RFC 8259) does not."""
+
+
+def _refuse_constant(token: str) -> Any:
+    raise _NotFinite(token)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "1e999" is valid JSON but parses to inf, which no reply may carry
+        raise _NotFinite(text)
+    return value
+
+
+def nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than ``limit`` anywhere outside strings. A flat loop, stopped at the first
+    excess, so a body of a million ``[`` costs one short scan and never reaches the (recursive) parser."""
+    if text.count("[") + text.count("{") <= limit:  # most bodies: decided at C speed, no scan at all
+        return False
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+        elif token == '"':
+            return False  # unterminated string: malformed, the parser says so
+    return False
+
+
+def parse_json_body(raw: bytes, max_depth: int) -> Any:
+    """Strict UTF-8 JSON with bounded nesting and only finite numbers, else a 400 that says which rule broke."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise bad_request("Request body is not UTF-8 JSON.", reason="malformed_json") from None
+    if nesting_exceeds(text, max_depth):
+        raise bad_request(f"Request body nests deeper than {max_depth} levels.", reason="too_deep")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise bad_request(f"{_quote(str(exc))} is not a JSON number: NaN and Infinity are not allowed.",
+                          reason="non_finite_number") from None
+    except (ValueError, RecursionError):
+        raise bad_request("Request body is not valid JSON.", reason="malformed_json") from None
+
+
+def find_bad_string(body: Any, schema: dict[str, Any], max_length: int) -> FlowError | None:
+    """The first key or string value (walked iteratively) holding NUL or a lone surrogate, or longer than
+    ``max_length`` where the schema gives no ``maxLength`` of its own; None when every string is fine."""
+    stack: list[tuple[Any, tuple]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                problem = _string_problem(key, path + (key,), None, max_length, "key")
+                if problem is not None:
+                    return problem
+                stack.append((item, path + (key,)))
+        elif isinstance(value, list):
+            stack.extend((item, path + (index,)) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            problem = _string_problem(value, path, schema, max_length, "value")
+            if problem is not None:
+                return problem
+    return None
+
+
+def _string_problem(text: str, path: tuple, schema: dict[str, Any] | None, max_length: int,
+                    what: str) -> FlowError | None:
+    field = json_pointer(path)
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:
+        kind = "NUL" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
+        return bad_request(f"{field}: the {what} contains {kind}, which is not valid text.", field=field,
+                           reason="invalid_character")
+    if len(text) > max_length and (schema is None or not _has_own_max_length(schema, path)):
+        return bad_request(f"{field}: the {what} is {len(text)} characters long, over the limit of {max_length}.",
+                           field=field, reason="too_long")
+    return None
+
+
+def _has_own_max_length(schema: dict[str, Any], path: tuple) -> bool:
+    """Whether the schema at ``path`` bounds the string itself (it then allows more than the general limit, as the
+    sample-sheet text does, and jsonschema enforces that bound)."""
+    level = [schema]
+    for part in path:
+        level = [child for node in _branches(level) if (child := _child(node, part)) is not None]
+    return any("maxLength" in node for node in _branches(level))
+
+
+def _branches(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for node in nodes:
+        found.append(node)
+        found.extend(branch for key in ("anyOf", "oneOf", "allOf") for branch in node.get(key, ()))
+    return [node for node in found if isinstance(node, dict)]
+
+
+def _child(node: dict[str, Any], part: str | int) -> dict[str, Any] | None:
+    if isinstance(part, int):
+        return node.get("items") if isinstance(node.get("items"), dict) else None
+    if part in node.get("properties", {}):
+        return node["properties"][part]
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def json_pointer(path: tuple | list) -> str:
+    """RFC 6901 pointer to a field, printable even when a key holds a character that cannot be sent back."""
+    parts = (str(part).replace("~", "~0").replace("/", "~1") for part in path)
+    return _BAD_CHARACTER.sub("\ufffd", "/" + "/".join(parts))
+
+
+def _quote(text: str) -> str:
+    text = _BAD_CHARACTER.sub("\ufffd", text)
+    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 1] + "…"
+
+
+def finite_only(value: Any) -> Any:
+    """A copy of a JSON-like value with every NaN/±Infinity replaced by None, built without recursion."""
+    def convert(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            copy: Any = {}
+        elif isinstance(item, (list, tuple)):
+            copy = [None] * len(item)
+        else:
+            return item
+        pending.append((item, copy))
+        return copy
+
+    pending: list[tuple[Any, Any]] = []
+    root = convert(value)
+    while pending:
+        source, target = pending.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            target[key] = convert(item)
+    return root
+
+
+def dumps_strict(body: Any) -> str:
+    """JSON text that any strict parser accepts: never a NaN/Infinity token (non-finite floats become null)."""
+    try:
+        return json.dumps(body, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite_only(body), default=str, allow_nan=False)
+
+
 def _schema_error(error: jsonschema.ValidationError) -> FlowError:
-    pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+    pointer = json_pointer(list(error.absolute_path))
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        field = pointer.rstrip("/") + "/" + extra[0] if extra else pointer
-        return bad_request(f"Unknown field '{extra[0] if extra else '?'}'.", field=field, reason="unknown_field")
+        field = json_pointer([*error.absolute_path, extra[0]]) if extra else pointer
+        return bad_request(f"Unknown field '{_quote(extra[0]) if extra else '?'}'.", field=field,
+                           reason="unknown_field")
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return bad_request(f"'{missing}' is required.", field=pointer.rstrip("/") + "/" + missing,
                            reason="missing_field")
-    return bad_request(f"{pointer}: {error.message}", field=pointer, reason="invalid_field")
+    return bad_request(f"{pointer}: {_quote(error.message)}", field=pointer, reason="invalid_field")

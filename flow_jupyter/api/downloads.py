@@ -36,7 +36,7 @@ class DownloadHandler(FlowHandler):
 
     async def serve_file(self, target: downloads.Servable, include_body: bool) -> None:
         """Answer GET/HEAD for one stored file: conditional requests, a single byte range, streamed in chunks."""
-        handle, info = await asyncio.to_thread(downloads.open_regular, target.path)
+        handle, info = await asyncio.to_thread(downloads.open_servable, target)
         try:
             plan = downloads.plan_response(self.request.headers, info.st_size, target.etag, info.st_mtime)
             self.set_header("ETag", target.etag)

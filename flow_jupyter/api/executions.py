@@ -6,12 +6,12 @@ Handlers only store and read rows; the host's execution manager submits and foll
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..data.downloads import Servable
+from ..data.downloads import Servable, datafile_target, open_servable
+from ..data.storage import Storage
 from ..errors import FlowError
 from ..execution import outputs, service
 from ..execution.backends import backend_named
@@ -117,10 +117,16 @@ class ResumeHandler(ExecutionHandlerBase):
         self.write_json(resumed, 201)
 
 
-def _servable(served: outputs.ServedFile) -> Servable:
-    """A run file as a download target; its ETag follows size and mtime, since logs grow while a run goes on."""
-    info = served.path.stat()
-    return Servable(path=served.path, filename=served.filename, etag=f'"{info.st_size:x}-{info.st_mtime_ns:x}"')
+def _servable(served: outputs.ServedFile, storage: Storage) -> Servable:
+    """A run file as a download target: a registered output's stored bytes (checked like any data file), or a log
+    opened beneath the run directory; a log's ETag follows size and mtime, since it grows while a run goes on."""
+    if served.datafile is not None:
+        return datafile_target(storage, served.datafile, served.filename)
+    handle, info = open_servable(Servable(served.path, served.filename, "", root=served.root,
+                                          relative=served.path.name))
+    handle.close()
+    return Servable(path=served.path, filename=served.filename, etag=f'"{info.st_size:x}-{info.st_mtime_ns:x}"',
+                    root=served.root, relative=served.path.name)
 
 
 class ReportsHandler(FlowHandler):
@@ -130,10 +136,12 @@ class ReportsHandler(FlowHandler):
         self.write_json(await self.call(outputs.list_reports, self.flow.storage, execution))
 
 
-def _read_html(path: Path) -> bytes:
-    if path.stat().st_size > MAX_MULTIQC_JSON_BYTES:
-        raise FlowError(413, "report_too_large", "This report is too large to show; download it instead.")
-    return sandbox_html(path.read_bytes())
+def _read_html(target: Servable) -> bytes:
+    handle, info = open_servable(target)
+    with handle:
+        if info.st_size > MAX_MULTIQC_JSON_BYTES:
+            raise FlowError(413, "report_too_large", "This report is too large to show; download it instead.")
+        return sandbox_html(handle.read())
 
 
 class ReportHandler(DownloadHandler):
@@ -155,12 +163,13 @@ class ReportHandler(DownloadHandler):
         self._served = await self.call(outputs.report_file, self.flow.storage, execution, path)
         headers = report_headers(self._served.filename, self._served.mimetype)
         if headers["Content-Type"].startswith("text/html"):
-            body = await asyncio.to_thread(_read_html, self._served.path)
+            body = await asyncio.to_thread(_read_html, _servable(self._served, self.flow.storage))
             for name, value in headers.items():
                 self.set_header(name, value)
             self.finish(body, set_content_type=headers["Content-Type"])
             return
-        await self.serve_file(await asyncio.to_thread(_servable, self._served), include_body=True)
+        await self.serve_file(await asyncio.to_thread(_servable, self._served, self.flow.storage),
+                              include_body=True)
 
 
 class MultiQCDataHandler(DownloadHandler):
@@ -168,7 +177,7 @@ class MultiQCDataHandler(DownloadHandler):
     @authorized
     async def get(self, execution: str) -> None:
         served = await self.call(outputs.multiqc_data, self.flow.storage, execution)
-        await self.serve_file(await asyncio.to_thread(_servable, served), include_body=True)
+        await self.serve_file(await asyncio.to_thread(_servable, served, self.flow.storage), include_body=True)
 
 
 class LogFileHandler(DownloadHandler):
@@ -176,7 +185,7 @@ class LogFileHandler(DownloadHandler):
     @authorized
     async def get(self, execution: str, which: str) -> None:
         served = await self.call(outputs.log_file, self.flow.storage, execution, which)
-        await self.serve_file(await asyncio.to_thread(_servable, served), include_body=True)
+        await self.serve_file(await asyncio.to_thread(_servable, served, self.flow.storage), include_body=True)
 
 
 default_handlers = [

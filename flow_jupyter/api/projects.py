@@ -37,7 +37,7 @@ class ProjectHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def delete(self, project_id: str) -> None:
-        await self.call(projects.delete_project, project_id)
+        await self.call(projects.delete_project, project_id, self.flow.storage)
         self.no_content()
 
 

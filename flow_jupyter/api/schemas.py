@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL}
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 OPTIONAL_ID = {"anyOf": [ID, {"type": "null"}]}
 VISIBILITY = {"enum": ["private", "group", "public"]}
@@ -20,11 +21,12 @@ PROJECT_FIELDS = {"name": NAME, "description": {"type": "string", "maxLength": 1
 PROJECT_CREATE = body(PROJECT_FIELDS, ["name"])
 PROJECT_UPDATE = body(PROJECT_FIELDS, min_properties=1)
 
-SAMPLE_FIELDS = {"name": NAME, "metadata": {"type": "object"}}
+SAMPLE_FIELDS = {"name": NAME, "metadata": {"type": "object", "maxProperties": 1000}}
 SAMPLE_CREATE = body(SAMPLE_FIELDS, ["name"])
 SAMPLE_UPDATE = body(SAMPLE_FIELDS, min_properties=1)
 
-FILE_UPDATE = body({"filename": {"type": "string", "minLength": 1, "maxLength": 1024}, "project": ID,
+FILE_UPDATE = body({"filename": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NO_CONTROL},
+                    "project": ID,
                     "sample": OPTIONAL_ID}, min_properties=1)
 
 SHARE_CREATE = body({"object_type": {"enum": ["project", "datafile"]}, "object_id": ID, "user": NAME, "group": ID,
@@ -34,17 +36,18 @@ SHARE_UPDATE = body({"level": LEVEL}, ["level"])
 GROUP_CREATE = body({"name": NAME}, ["name"])
 MEMBER_SET = body({"user": NAME, "role": {"enum": ["member", "admin"]}}, ["user"])
 
-PIPELINE_CREATE = body({"source": {"type": "string", "minLength": 1, "maxLength": 2048},
-                        "name": {"type": "string", "minLength": 1, "maxLength": 128},
-                        "ref": {"type": "string", "minLength": 1, "maxLength": 255},
+PIPELINE_CREATE = body({"source": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": NO_CONTROL},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": NO_CONTROL},
+                        "ref": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL},
                         "description": {"type": "string", "maxLength": 10_000}, "curated": {"type": "boolean"}},
                        ["source"])
-VERSION_CREATE = body({"ref": {"type": "string", "minLength": 1, "maxLength": 255}}, ["ref"])
+VERSION_CREATE = body({"ref": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL}}, ["ref"])
 PARAMS_VALIDATE = body({"params": {"type": "object"}}, ["params"])
 SAMPLESHEET_VALIDATE = body({
-    "rows": {"type": "array", "maxItems": 100_000, "items": {"type": "object"}},
+    "rows": {"type": "array", "maxItems": 100_000, "items": {"type": "object", "maxProperties": 1000}},
     "content": {"type": "string", "maxLength": 20 * 1024 * 1024},
-    "filename": {"type": "string", "minLength": 1, "maxLength": 255},
+    "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL},
     "datafile": ID,
-    "save": body({"project": ID, "filename": {"type": "string", "minLength": 1, "maxLength": 255}}, ["project"]),
+    "save": body({"project": ID, "filename": {"type": "string", "minLength": 1, "maxLength": 255,
+                                              "pattern": NO_CONTROL}}, ["project"]),
 })

@@ -33,6 +33,7 @@ from ..db.models import BackgroundJob, DataFile, JobStatus, Project, Sample, Use
 from ..errors import FlowError, not_found
 from ..identity import Actor, Identity, resolve
 from ..permissions import require_datafile, require_project, visible_datafiles, visible_projects
+from .safeopen import OutsideDirectory, check_identity, open_beneath
 from .storage import MAX_NAME_BYTES, Storage, safe_filename
 
 log = logging.getLogger(__name__)
@@ -62,21 +63,65 @@ BULK_SCHEMA: dict[str, Any] = {
 }
 
 
+# --- Names that leave Flow ----------------------------------------------------------------------------------------
+
+# Lookalikes of a path separator that Unicode's compatibility fold (NFKC) leaves alone but that other software maps
+# to "/" or "\\" anyway: Windows "best fit" code-page conversion (U+2215, U+2044, U+2216; U+00A5 and U+20A9 are 0x5C,
+# the backslash, in the Japanese and Korean code pages) and plain visual confusion in a file manager.
+_SEPARATOR_LOOKALIKES = frozenset("\u2044\u2215\u2216\u2571\u2572\u29f8\u29f9\u3033\u3035\u00a5\u20a9\u0338\u20e5")
+_UNSAFE_AFTER_FOLD = frozenset('/\\:*?"<>|.') | frozenset(map(chr, range(32))) | {"\x7f"} | _SEPARATOR_LOOKALIKES
+_DOT_RUN = re.compile(r"\.{2,}")
+_NOT_QUOTABLE = re.compile(r'[^\x20-\x7e]|["\\%]')
+_WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
+                              *(f"{kind}{n}" for kind in ("COM", "LPT") for n in "0123456789")})
+
+
+def _unsafe_char(char: str) -> bool:
+    """True for a character that is, or folds under NFKC into, a separator, a dot, a control or a Windows-reserved
+    character (full-width ``．／＼：``, U+2024 one-dot leader, ``℀`` → ``a/c``, ``½`` → ``1⁄2``). An ASCII dot itself
+    is fine: dots are judged as runs, after this."""
+    if char == ".":
+        return False
+    return char in _UNSAFE_AFTER_FOLD or any(c in _UNSAFE_AFTER_FOLD for c in unicodedata.normalize("NFKC", char))
+
+
+def portable_name(name: str, fallback: str = "download") -> str:
+    """A name that stays one harmless path component wherever it lands: what the exact stored name becomes in a zip
+    entry and (before its ASCII fold) in ``filename=``. Every tool that applies NFKC or a best-fit code page on the way
+    (browsers, unzip, Windows) must see no separator, no ``..`` and no reserved or device name.
+
+    Stored names keep their lookalikes (see storage.safe_filename); only names leaving Flow pass through here, so a
+    researcher's exact name is never rewritten in the database and ``filename*`` can still carry it."""
+    name = "".join("_" if _unsafe_char(c) else c for c in safe_filename(name, fallback))
+    name = _DOT_RUN.sub(".", name).rstrip(". ").lstrip(". ")  # Windows drops trailing dots and spaces itself
+    stem = unicodedata.normalize("NFKC", name).split(".", 1)[0].rstrip(" ").upper()
+    if stem in _WINDOWS_DEVICES:  # CON.txt, nul, COM¹ (NFKC: COM1) open a device on Windows, not a file
+        name = "_" + name
+    return safe_filename(name, fallback) if name.strip("_") else fallback
+
+
+def ascii_filename(name: str, fallback: str = "download") -> str:
+    """The ``filename=`` fallback for clients without RFC 6266 ``filename*``: the portable name folded to ASCII
+    (compatibility forms and accents decomposed, anything else non-ASCII, quotes, backslashes and percent signs
+    replaced), so it is a quotable token with no separator or ``..`` in it whatever the client does to it."""
+    portable = portable_name(name, fallback)
+    decomposed = "".join(c for c in unicodedata.normalize("NFKD", portable) if not unicodedata.combining(c))
+    return portable_name(_NOT_QUOTABLE.sub("_", decomposed), fallback)
+
+
 # --- Headers --------------------------------------------------------------------------------------------------
 
-_NOT_QUOTABLE = re.compile(r'[^\x20-\x7e]|["\\%]')
 _COMPRESSION_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz",
                       "compress": "application/x-compress", "br": "application/x-brotli"}
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zst", ".br", ".z"}
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
-    """A Content-Disposition that no filename can break: an ASCII ``filename=`` fallback for old clients (quotes,
-    backslashes, percent signs, control and non-ASCII characters replaced) plus the exact name in ``filename*``."""
+    """A Content-Disposition that no filename can break: an ASCII ``filename=`` fallback for old clients (see
+    ascii_filename) plus the exact stored name, percent-encoded UTF-8, in ``filename*`` (RFC 6266 / RFC 8187); the
+    browser applies its own download-name rules to that one, as it must for any server."""
     name = safe_filename(filename, fallback="download")
-    decomposed = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
-    fallback = _NOT_QUOTABLE.sub("_", decomposed)
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return f"{disposition}; filename=\"{ascii_filename(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def content_type(filename: str) -> str:
@@ -200,11 +245,48 @@ def plan_response(headers: Mapping[str, str], size: int, etag: str, mtime: float
 
 @dataclass(frozen=True)
 class Servable:
-    """A stored file the caller may have, resolved under the Flow root, with its public name and ETag."""
+    """A stored file the caller may have, resolved under the Flow root, with its public name and ETag.
+
+    With ``root`` the file is opened as ``relative`` beneath it without following any link (a run directory, or
+    the Flow root for data files); with ``identity`` (inode, mtime_ns, size as registered) it must still be the
+    registered file."""
 
     path: Path
     filename: str
     etag: str
+    root: Path | None = None
+    relative: str | None = None
+    identity: tuple[int | None, int | None, int] | None = None
+
+
+def open_servable(target: Servable) -> tuple[BinaryIO, os.stat_result]:
+    """Open what ``target`` names (blocking: call on a worker thread); FlowError when it is not what Flow stored."""
+    if target.root is None or target.relative is None:
+        handle, info = open_regular(target.path)
+    else:
+        try:
+            handle, info = open_beneath(target.root, target.relative)
+        except OutsideDirectory:
+            raise FlowError(409, "file_changed", "This file's path now leads through a symbolic link; Flow does not "
+                            "follow it.") from None
+        except FileNotFoundError:
+            raise FlowError(500, "file_missing", "The stored bytes of this file are missing.") from None
+        except OSError:
+            raise FlowError(500, "bad_storage_path", "Stored path cannot be served.") from None
+    if target.identity is not None:
+        try:
+            check_identity(info, *target.identity)
+        except FlowError:
+            handle.close()
+            raise
+    return handle, info
+
+
+def datafile_target(storage: Storage, datafile: DataFile, filename: str | None = None) -> Servable:
+    """How a data file's registered bytes are opened: beneath the Flow root, no link followed, identity checked."""
+    return Servable(storage.resolve(datafile.storage_path), filename or datafile.filename, etag_for(datafile.sha256),
+                    root=storage.root, relative=datafile.storage_path,
+                    identity=(datafile.stat_inode, datafile.stat_mtime_ns, datafile.size))
 
 
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -240,7 +322,7 @@ def datafile_servable(session: Session, actor: Actor, storage: Storage, datafile
     if datafile_id > MAX_DB_ID:
         raise not_found("data file")
     datafile = require_datafile(session, actor, datafile_id, "view")
-    return Servable(storage.resolve(datafile.storage_path), datafile.filename, etag_for(datafile.sha256))
+    return datafile_target(storage, datafile)
 
 
 # --- Zips ----------------------------------------------------------------------------------------------------------
@@ -251,6 +333,7 @@ class ZipEntry:
     arcname: str
     path: Path
     size: int
+    target: Servable | None = None  # a data file's registered bytes, opened and checked like a download
 
 
 @dataclass(frozen=True)
@@ -278,24 +361,30 @@ def _numbered(name: str, n: int) -> str:
     return stem.encode()[:budget].decode("utf-8", "ignore") + suffix
 
 
+def _name_key(name: str) -> str:
+    """When two zip entry names are the same file once unpacked: equal after NFKC and case folding (case-insensitive
+    disks, and unzip tools that normalise), so neither can overwrite the other."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def arc_names(items: Sequence[tuple[str, str | None]]) -> list[str]:
-    """Names inside the zip for ``(filename, folder or None)`` pairs: each part made safe, unique regardless of
-    case (archives are unpacked on case-insensitive disks too), ``name (2).ext`` for repeats; a top-level file never
-    takes a folder's name."""
-    folders = {safe_filename(folder).casefold() for _, folder in items if folder}
+    """Names inside the zip for ``(filename, folder or None)`` pairs: each part made portable (portable_name: no
+    separator, ``..`` or device name survives NFKC or a best-fit code page, so the folder "/" is the only one), unique
+    after case folding and NFKC, ``name (2).ext`` for repeats; a top-level file never takes a folder's name."""
+    folders = {_name_key(portable_name(folder, "unnamed")) for _, folder in items if folder}
     used: set[str] = set(folders)
     next_number: dict[str, int] = {}
     names = []
     for filename, folder in items:
-        prefix = f"{safe_filename(folder)}/" if folder else ""
-        name = safe_filename(filename)
-        key = (prefix + name).casefold()
+        prefix = f"{portable_name(folder, 'unnamed')}/" if folder else ""
+        name = portable_name(filename, "unnamed")
+        key = _name_key(prefix + name)
         candidate, n = prefix + name, next_number.get(key, 1)
-        while candidate.casefold() in used:
+        while _name_key(candidate) in used:
             n += 1
             candidate = prefix + _numbered(name, n)
         next_number[key] = n
-        used.add(candidate.casefold())
+        used.add(_name_key(candidate))
         names.append(candidate)
     return names
 
@@ -321,15 +410,13 @@ def _plan(session: Session, actor: Actor, storage: Storage, datafiles: Sequence[
     entries = []
     for index, (datafile, arcname) in enumerate(zip(datafiles, names)):
         field = fields[index] if fields else None
-        path = storage.resolve(datafile.storage_path)
+        target = datafile_target(storage, datafile)
         try:
-            info = path.stat()
-        except FileNotFoundError:
-            raise FlowError(500, "file_missing", f"The stored bytes of data file {datafile.id} are missing.",
-                            field) from None
-        if not stat.S_ISREG(info.st_mode):
-            raise FlowError(500, "bad_storage_path", "Stored path is not a regular file.", field)
-        entries.append(ZipEntry(arcname, path, info.st_size))
+            handle, info = open_servable(target)  # checked before the first byte is sent
+        except FlowError as exc:
+            raise FlowError(exc.status, exc.reason, f"Data file {datafile.id}: {exc.message}", field) from None
+        handle.close()
+        entries.append(ZipEntry(arcname, target.path, info.st_size, target))
     return ZipPlan(filename, tuple(entries))
 
 
@@ -359,7 +446,15 @@ def zip_plan_for_project(session: Session, actor: Actor, storage: Storage, proje
     datafiles = session.scalars(
         select(DataFile).where(DataFile.project_id == project.id, visible_datafiles(actor)).order_by(DataFile.id)
     ).all()
-    return _plan(session, actor, storage, datafiles, safe_filename(project.name, "project") + ".zip")
+    return _plan(session, actor, storage, datafiles, project_zip_name(project.name))
+
+
+def project_zip_name(project_name: str) -> str:
+    """``<project name>.zip``, at most 255 bytes with the extension kept. Exact (safe_filename) so ``filename*`` is
+    the project's real name; content_disposition makes the portable ``filename=`` from it."""
+    stem = safe_filename(project_name, "project")
+    stem = stem.encode()[:MAX_NAME_BYTES - len(".zip")].decode("utf-8", "ignore").rstrip()
+    return f"{stem or 'project'}.zip"
 
 
 def _zip_time(timestamp: float) -> tuple[int, int, int, int, int, int]:
@@ -379,7 +474,7 @@ def write_zip(out: Any, entries: Iterable[ZipEntry], compression: int = zipfile.
     archive = zipfile.ZipFile(out, "w", compression=compression, allowZip64=True)
     try:
         for entry in entries:
-            handle, info = open_regular(entry.path)
+            handle, info = open_servable(entry.target) if entry.target is not None else open_regular(entry.path)
             with handle:
                 member = zipfile.ZipInfo(entry.arcname, date_time=_zip_time(info.st_mtime))
                 member.compress_type = compression

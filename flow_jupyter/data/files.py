@@ -16,6 +16,7 @@ from ..errors import bad_request
 from ..identity import Actor
 from .lookup import sample_in_project, valid_id
 from .paging import page, prefix_range
+from .safeopen import signed64
 from .storage import Storage, safe_filename
 
 # Compound extensions first, so "reads.fastq.gz" is "fastq", not "gz".
@@ -49,12 +50,21 @@ def register_file(
     sha256: str,
     origin: Origin = Origin.upload,
     execution_id: int | None = None,
+    stored: os.stat_result | None = None,
+    run_path: str | None = None,
+    replaces_id: int | None = None,
 ) -> DataFile:
-    """Create the DataFile row for bytes already in place under ``storage_path`` (the caller checked rights)."""
+    """Create the DataFile row for bytes already in place under ``storage_path`` (the caller checked rights).
+
+    ``stored`` is the stat of those bytes: their inode and mtime are kept so that serving them later can tell the
+    registered bytes from a file swapped or rewritten since (data/safeopen.py). A registered data file never
+    changes under its id: a changed output is registered anew, naming the one it ``replaces``."""
     datafile = DataFile(
         owner_id=owner_id, project_id=project_id, sample_id=sample_id, filename=filename,
         file_type=file_type(filename), size=size, sha256=sha256, storage_path=storage_path, origin=origin,
-        execution_id=execution_id,
+        execution_id=execution_id, run_path=run_path, replaces_id=replaces_id,
+        stat_inode=signed64(stored.st_ino) if stored is not None else None,
+        stat_mtime_ns=stored.st_mtime_ns if stored is not None else None,
     )
     session.add(datafile)
     session.flush()
@@ -73,10 +83,11 @@ def store_bytes(session: Session, storage: Storage, *, owner_id: int, project_id
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
+        stored = os.fstat(handle.fileno())
     event.listen(session, "after_rollback", lambda _s: path.unlink(missing_ok=True), once=True)
     return register_file(session, owner_id=owner_id, project_id=project_id, sample_id=sample_id, filename=name,
                          storage_path=relative, size=len(content), sha256=hashlib.sha256(content).hexdigest(),
-                         origin=origin)
+                         origin=origin, stored=stored)
 
 
 def datafile_json(datafile: DataFile) -> dict[str, Any]:
@@ -92,6 +103,7 @@ def datafile_json(datafile: DataFile) -> dict[str, Any]:
         "owner": datafile.owner_id,
         "origin": datafile.origin.value,
         "execution": datafile.execution_id,
+        "replaces": datafile.replaces_id,
         "created_at": datafile.created_at.isoformat(),
     }
 
@@ -131,29 +143,39 @@ def get_file(session: Session, actor: Actor, datafile_id: int) -> dict[str, Any]
 
 
 def update_file(session: Session, actor: Actor, datafile_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Rename, attach to a sample, or move to another project (edit rights on both projects)."""
+    """Rename or attach to a sample (edit rights), or move to another project (see permissions: edit on the
+    target, and admin power on the file unless the move stays within one owner's projects). Every check runs
+    before anything changes."""
     datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "edit")
-    if "filename" in body:
-        name = safe_filename(body["filename"], fallback="")
-        if not name:
-            raise bad_request("That is not a usable file name.", field="/filename")
+    name = _new_filename(body["filename"]) if "filename" in body else None
+    target = session.get(Project, datafile.project_id)
+    moving = "project" in body and body["project"] != datafile.project_id
+    if moving:
+        target = permissions.require_datafile_move(session, actor, datafile,
+                                                   valid_id(body["project"], "project", "/project"))
+    sample_id = sample_in_project(session, body["sample"], target) if "sample" in body else None
+    if name is not None:
         datafile.filename = name
         datafile.file_type = file_type(name)
-    target = session.get(Project, datafile.project_id)
-    if "project" in body and body["project"] != datafile.project_id:
-        target = permissions.require_project(session, actor, valid_id(body["project"], "project", "/project"),
-                                             "edit")
+    if moving:
         datafile.project_id = target.id
         datafile.sample_id = None
     if "sample" in body:
-        datafile.sample_id = sample_in_project(session, body["sample"], target)
+        datafile.sample_id = sample_id
     session.flush()
     return datafile_json(datafile)
 
 
+def _new_filename(raw: str) -> str:
+    name = safe_filename(raw, fallback="")
+    if not name:
+        raise bad_request("That is not a usable file name.", field="/filename")
+    return name
+
+
 def delete_file(session: Session, actor: Actor, datafile_id: int, storage: Storage) -> None:
-    """Delete the row; the bytes are removed only once the deletion is committed."""
-    datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "edit")
+    """Delete the row (admin power on the file: see permissions); the bytes go only once the deletion commits."""
+    datafile = permissions.require_datafile_delete(session, actor, valid_id(datafile_id, "data file"))
     path = storage.resolve(datafile.storage_path)
     from .shares import drop_shares_of
 

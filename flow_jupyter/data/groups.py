@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import permissions
 from ..db.models import Group, Membership, Role
 from ..errors import FlowError, bad_request, conflict, not_found
 from ..identity import Actor
-from .lookup import group_by_id, user_by_name
+from .lookup import user_by_name, valid_id
 from .paging import page
 
 
@@ -23,10 +24,8 @@ def group_json(session: Session, group: Group, with_members: bool = False) -> di
 
 
 def _visible_group(session: Session, actor: Actor, group_id: int) -> Group:
-    group = group_by_id(session, group_id)
-    if not actor.is_admin and group.id not in actor.group_ids:
-        raise not_found("group")
-    return group
+    """A group the caller is in; any other is 'No such group.', like one that does not exist (permissions)."""
+    return permissions.require_group(session, actor, valid_id(group_id, "group"))
 
 
 def _require_group_admin(session: Session, actor: Actor, group_id: int) -> Group:

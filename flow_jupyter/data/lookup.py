@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.models import Group, Project, Sample, User
+from ..db.models import Project, Sample, User
 from ..errors import not_found
 from .paging import MAX_ID
 
@@ -25,13 +25,6 @@ def user_by_name(session: Session, name: str, field: str = "/user") -> User:
     if user is None:
         raise not_found("user", field)
     return user
-
-
-def group_by_id(session: Session, group_id: int, field: str | None = None) -> Group:
-    group = session.get(Group, valid_id(group_id, "group", field))
-    if group is None:
-        raise not_found("group", field)
-    return group
 
 
 def sample_in_project(session: Session, sample_id: int | None, project: Project, field: str = "/sample") -> int | None:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from .. import permissions
 from ..db.models import DataFile, Sample
-from ..errors import conflict, not_found
+from ..errors import conflict
 from ..identity import Actor
 from .lookup import valid_id
 from .paging import page
@@ -20,11 +20,7 @@ def sample_json(sample: Sample) -> dict[str, Any]:
 
 
 def _require_sample(session: Session, actor: Actor, sample_id: int, action: str) -> Sample:
-    sample = session.get(Sample, valid_id(sample_id, "sample"))
-    if sample is None:
-        raise not_found("sample")
-    permissions.require_project(session, actor, sample.project_id, action)
-    return sample
+    return permissions.require_sample(session, actor, valid_id(sample_id, "sample"), action)
 
 
 def _check_unique(session: Session, project_id: int, name: str, except_id: int | None = None) -> None:

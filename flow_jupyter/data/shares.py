@@ -1,4 +1,9 @@
-"""Shares: grants of view, edit or share rights on a project or data file to a user or a group."""
+"""Shares: grants of view, edit or share rights on a project or data file to a user or a group.
+
+No answer tells a caller about objects or groups they cannot see: a share on an object they cannot see is "No such
+share.", a group they are not in is "No such group." (so they can only share with their own groups), and a share's
+view names a group only to its members.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -10,46 +15,53 @@ from .. import permissions
 from ..db.models import DataFile, Group, Level, Project, Share, User
 from ..errors import bad_request, forbidden, not_found
 from ..identity import Actor
-from .lookup import group_by_id, user_by_name, valid_id
+from .lookup import user_by_name, valid_id
 
 KINDS = {"project": "project", "datafile": "data file"}
 
 
-def share_json(session: Session, share: Share) -> dict[str, Any]:
+def share_json(session: Session, actor: Actor, share: Share) -> dict[str, Any]:
+    """A share as ``actor`` may see it: a group grantee's name only if they are in that group."""
     grantee: dict[str, Any]
     if share.user_id is not None:
         grantee = {"user": session.get(User, share.user_id).name}
     else:
-        group = session.get(Group, share.group_id)
-        grantee = {"group": group.id, "group_name": group.name}
+        visible = permissions.group_visible(actor, share.group_id)
+        grantee = {"group": share.group_id,
+                   "group_name": session.get(Group, share.group_id).name if visible else None}
     return {"id": share.id, "object_type": share.object_type, "object_id": share.object_id, "level": share.level.value,
             **grantee, "created_at": share.created_at.isoformat()}
 
 
-def _power_on(session: Session, actor: Actor, object_type: str, object_id: int) -> int:
-    """The actor's power on the object; 404 when they cannot see it."""
-    object_id = valid_id(object_id, KINDS[object_type], "/object_id")
+def _object_power(session: Session, actor: Actor, object_type: str, object_id: int) -> int:
+    """The actor's power on the object; NONE when it does not exist or they cannot see it."""
     if object_type == "project":
         obj = session.get(Project, object_id)
-        power = permissions.project_power(session, actor, obj) if obj else permissions.NONE
-    else:
-        obj = session.get(DataFile, object_id)
-        power = permissions.datafile_power(session, actor, obj) if obj else permissions.NONE
+        return permissions.project_power(session, actor, obj) if obj else permissions.NONE
+    obj = session.get(DataFile, object_id)
+    return permissions.datafile_power(session, actor, obj) if obj else permissions.NONE
+
+
+def _power_on(session: Session, actor: Actor, object_type: str, object_id: int, field: str) -> int:
+    """The actor's power on an object the request names; 404 naming ``field`` when they cannot see it."""
+    object_id = valid_id(object_id, KINDS[object_type], field)
+    power = _object_power(session, actor, object_type, object_id)
     if power == permissions.NONE:
-        raise not_found(KINDS[object_type], "/object_id")
+        raise not_found(KINDS[object_type], field)
     return power
 
 
-def _require_share_power(session: Session, actor: Actor, object_type: str, object_id: int) -> None:
-    if _power_on(session, actor, object_type, object_id) < permissions.SHARE:
+def _require_share_power(session: Session, actor: Actor, object_type: str, object_id: int,
+                         field: str = "/object_id") -> None:
+    if _power_on(session, actor, object_type, object_id, field) < permissions.SHARE:
         raise forbidden(f"You may not share this {KINDS[object_type]}.")
 
 
 def list_shares(session: Session, actor: Actor, object_type: str, object_id: int) -> dict[str, Any]:
-    _power_on(session, actor, object_type, object_id)
+    _power_on(session, actor, object_type, object_id, "object_id")
     shares = session.scalars(select(Share).where(Share.object_type == object_type, Share.object_id == object_id)
                              .order_by(Share.id)).all()
-    return {"items": [share_json(session, s) for s in shares], "next": None}
+    return {"items": [share_json(session, actor, s) for s in shares], "next": None}
 
 
 def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -59,7 +71,7 @@ def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[st
     if ("user" in body) == ("group" in body):
         raise bad_request("Give exactly one of 'user' or 'group'.", field="/user", reason="one_grantee")
     user_id = user_by_name(session, body["user"]).id if "user" in body else None
-    group_id = group_by_id(session, body["group"], "/group").id if "group" in body else None
+    group_id = permissions.require_group(session, actor, body["group"], "/group").id if "group" in body else None
     if user_id is not None and user_id == actor.user_id:
         raise bad_request("You cannot share with yourself.", field="/user")
     level = Level(body.get("level", "view"))
@@ -76,14 +88,16 @@ def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[st
     else:
         share.level = level
     session.flush()
-    return share_json(session, share), created
+    return share_json(session, actor, share), created
 
 
 def _require_share(session: Session, actor: Actor, share_id: int) -> Share:
+    """A share the actor can see (they can see its object), else 'No such share.' — never a word about the object,
+    which would tell them the share exists."""
     share = session.get(Share, valid_id(share_id, "share"))
-    if share is None:
+    power = _object_power(session, actor, share.object_type, share.object_id) if share else permissions.NONE
+    if power == permissions.NONE:
         raise not_found("share")
-    power = _power_on(session, actor, share.object_type, share.object_id)
     if power < permissions.SHARE and share.user_id != actor.user_id:
         raise forbidden("You may not change this share.")
     return share
@@ -94,7 +108,7 @@ def update_share(session: Session, actor: Actor, share_id: int, body: dict[str, 
     _require_share_power(session, actor, share.object_type, share.object_id)
     share.level = Level(body["level"])
     session.flush()
-    return share_json(session, share)
+    return share_json(session, actor, share)
 
 
 def revoke(session: Session, actor: Actor, share_id: int) -> None:

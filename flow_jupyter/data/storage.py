@@ -14,14 +14,20 @@ from pathlib import Path
 
 from ..errors import FlowError
 
-AREAS = ("uploads", "executions", "pipelines", "configs", "media", "zips")
+AREAS = ("uploads", "outputs", "executions", "pipelines", "configs", "media", "zips")
 MAX_NAME_BYTES = 255
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# C0/C1 controls (U+0085 is a newline to some readers), Windows-reserved punctuation, line/paragraph separators and
+# the bidi embedding/override/isolate marks that make "evil\u202etxt.exe" display as "evilexe.txt".
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]')
 
 
 def safe_filename(name: str, fallback: str = "unnamed") -> str:
-    """A display/storage name with no path in it: the last path component, no control or reserved characters, no
-    leading dots, at most 255 UTF-8 bytes (extension kept). Never used to build a path by itself."""
+    """A display/storage name with no path in it: the last path component, no control, bidi-override or reserved
+    characters, no leading dots, at most 255 UTF-8 bytes (extension kept). Never used to build a path by itself.
+
+    NFC only, on purpose: this is the exact name a researcher sees and gets back (``filename*``), and part of stored
+    paths, so compatibility lookalikes (full-width ``．．／``, U+2215) are kept here — to POSIX they are ordinary
+    characters. They are neutralised where a name leaves Flow (downloads.portable_name: headers, zip entries)."""
     name = unicodedata.normalize("NFC", str(name)).replace("\x00", "")
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()

@@ -602,8 +602,10 @@ def _begin_completion(session: Session, actor: Actor, upload_id: str, target: st
     return _view(upload), meta["target"]
 
 
-def _register(session: Session, actor: Actor, upload_id: str, digest: str) -> UploadView:
-    """Create the DataFile and mark the upload completed in one transaction, exactly once."""
+def _register(session: Session, actor: Actor, upload_id: str, digest: str,
+              stored: os.stat_result | None = None) -> UploadView:
+    """Create the DataFile (with the identity of its stored bytes) and mark the upload completed in one
+    transaction, exactly once."""
     upload = _load(session, actor, upload_id, lock=True)
     if upload.state == UploadState.completed:
         return _view(upload)
@@ -611,6 +613,7 @@ def _register(session: Session, actor: Actor, upload_id: str, digest: str) -> Up
     datafile = register_file(
         session, owner_id=upload.owner_id, project_id=upload.project_id, sample_id=upload.sample_id,
         filename=upload.filename, storage_path=upload.meta["target"], size=upload.size, sha256=digest,
+        stored=stored,
     )
     done = session.execute(
         update(Upload).where(Upload.id == upload.id, Upload.state == UploadState.active)
@@ -672,7 +675,7 @@ def complete_upload(host: Any, identity: Identity, upload_id: str, digest: str |
         _fsync_dir(dest.parent)
         _fsync_dir(partial.parent)
     try:
-        done = host.run_as(identity, _register, view.id, digest)
+        done = host.run_as(identity, _register, view.id, digest, os.stat(dest))
     except FlowError as exc:
         if exc.reason != "upload_changed":
             raise

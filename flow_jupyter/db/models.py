@@ -102,12 +102,19 @@ class JobStatus(str, enum.Enum):
 NAME_ORDER = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 
+#: Table options for every table with an integer surrogate id. SQLite hands the id of a deleted newest row to the next
+#: row unless the table is AUTOINCREMENT, and a stale id (in a saved sample sheet, a parameter, a client) must never
+#: name a different object later. PostgreSQL's sequences never go back anyway. Migration 0005 rebuilt the old tables.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, name=cls.__name__.lower(), native_enum=False, validate_strings=True, length=16)
 
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
@@ -117,6 +124,7 @@ class User(Base):
 
 class Group(Base):
     __tablename__ = "groups"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -134,7 +142,7 @@ class Membership(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_projects_owner_name"),)
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_projects_owner_name"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -156,6 +164,7 @@ class Share(Base):
         CheckConstraint("object_type IN ('project', 'datafile')", name="object_type"),
         UniqueConstraint("object_type", "object_id", "user_id", "group_id", name="uq_shares_grant"),
         Index("ix_shares_object", "object_type", "object_id"),
+        NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     object_type: Mapped[str] = mapped_column(String(16))
@@ -169,7 +178,7 @@ class Share(Base):
 
 class Sample(Base):
     __tablename__ = "samples"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_samples_project_name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_samples_project_name"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -186,6 +195,7 @@ class DataFile(Base):
         Index("ix_datafiles_sample_id_id", "sample_id", "id"),
         Index("ix_datafiles_file_type_id", "file_type", "id"),
         Index("ix_datafiles_filename_id", "filename", "id"),
+        NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -199,6 +209,16 @@ class DataFile(Base):
     origin: Mapped[Origin] = mapped_column(_enum(Origin), default=Origin.upload)
     execution_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The identity of the stored bytes at registration (st_ino, st_mtime_ns), so that a file swapped or rewritten
+    # after it was registered is detected when it is served. NULL for files registered before migration 0005.
+    stat_inode: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    stat_mtime_ns: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # For outputs: the path relative to the run directory where the run published it (the bytes live in the store).
+    run_path: Mapped[str | None] = mapped_column(String(4096), default=None)
+    # A re-published, changed output becomes a new data file that names the one it replaces (indexed: deleting a
+    # file nulls the references to it).
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("datafiles.id", ondelete="SET NULL"), default=None,
+                                                    index=True)
 
 
 class Upload(Base):
@@ -222,7 +242,7 @@ class Upload(Base):
 
 class BackgroundJob(Base):
     __tablename__ = "background_jobs"
-    __table_args__ = (Index("ix_background_jobs_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_background_jobs_status_id", "status", "id"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -239,6 +259,7 @@ class Pipeline(Base):
     """A Nextflow pipeline: a git repository (local path or URL) or a pipeline bundled with Flow."""
 
     __tablename__ = "pipelines"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     source: Mapped[str] = mapped_column(String(2048))
@@ -256,7 +277,10 @@ class PipelineVersion(Base):
     """One pinned revision of a pipeline, with the schema files read from that revision."""
 
     __tablename__ = "pipeline_versions"
-    __table_args__ = (UniqueConstraint("pipeline_id", "ref", name="uq_pipeline_versions_pipeline_ref"),)
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "ref", name="uq_pipeline_versions_pipeline_ref"),
+        NEVER_REUSE_IDS,
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
     ref: Mapped[str] = mapped_column(String(255))
@@ -278,6 +302,7 @@ class Execution(Base):
         Index("ix_executions_owner_id_id", "owner_id", "id"),
         Index("ix_executions_project_id_id", "project_id", "id"),
         Index("ix_executions_status_id", "status", "id"),
+        NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -313,6 +338,7 @@ class ProcessExecution(Base):
     __table_args__ = (
         UniqueConstraint("execution_id", "task_key", name="uq_process_executions_execution_task"),
         Index("ix_process_executions_execution_id_id", "execution_id", "id"),
+        NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -19,18 +18,17 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer
 
-from ..db.models import DataFile, Execution, Origin, PipelineVersion, ProcessExecution, User
-from ..data.files import register_file
+from ..db.models import Execution, PipelineVersion, ProcessExecution, User
 from ..errors import FlowError
 from ..identity import Identity, resolve
-from ..pipelines import registry
+from ..pipelines import forms, registry
 from ..toolchain.nf_plugin import EVENTS_FILE_ENV
 from . import inputs
 from .backends import Backend, BackendJob, JobStatus, Resources, backend_named
 from .launch import LOG_FILE, TRACE_FILE, plan_run
-from .outputs import expand_published
+from .publish import register_published
 from .monitor import TERMINAL_RUN_STATUSES, Monitor, RunState, TaskRecord
-from .service import ACTIVE_STATUSES, MANAGER_KEY, resolve_params, run_files, to_datetime, with_notes
+from .service import ACTIVE_STATUSES, MANAGER_KEY, run_files, to_datetime, with_notes
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +199,12 @@ class ExecutionManager:
         owner = session.get(User, execution.owner_id)
         actor = resolve(session, Identity(name=owner.name, is_admin=owner.is_admin))
         storage = self.host.storage
-        params = resolve_params(session, actor, storage, execution.params or {})
         version = session.get(PipelineVersion, execution.pipeline_version_id)
         run_dir = storage.resolve(execution.run_dir)
-        params = inputs.write_sheets(session, actor, storage, self.host.settings, version, execution.params or {},
-                                     params, run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        checked = forms.check(session, actor, storage, self.host.settings, version, execution.params or {},
+                              run_dir=run_dir)
+        params = inputs.write_sheets(version.samplesheet_schema, checked, run_dir)
         files = run_files(execution)
         resources = Resources.from_json(execution.resources) if execution.resources else None
         resume = execution.session_id if execution.resumed_from_id is not None else None
@@ -341,23 +340,9 @@ class ExecutionManager:
                                                             set_=updated))
 
     def _register_published(self, session: Session, execution: Execution, published: list[dict[str, Any]]) -> None:
-        """Published files under this execution's run dir (a published directory: the files in it) become output
-        DataFiles of its project, once each. Files published outside the run dir are not Flow's to register."""
-        storage = self.host.storage
-        run_dir, root = storage.resolve(execution.run_dir), storage.root.resolve()
+        """Published files under this execution's run dir become output data files of its project (publish.py)."""
         destinations = [str(item.get("destination") or "") for item in published]
-        for path in expand_published(run_dir, destinations):
-            relative = str(path.relative_to(root))
-            if session.scalar(select(DataFile.id).where(DataFile.storage_path == relative)) is not None:
-                continue
-            digest, size = hashlib.sha256(), 0
-            with open(path, "rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            register_file(session, owner_id=execution.owner_id, project_id=execution.project_id, sample_id=None,
-                          filename=path.name, storage_path=relative, size=size, sha256=digest.hexdigest(),
-                          origin=Origin.output, execution_id=execution.id)
+        register_published(session, self.host.storage, execution, destinations)
 
     def _settle(self, execution: Execution, state: RunState, info, job: BackendJob) -> None:
         """The backend job ended (or vanished): decide the outcome from the monitor, else from the backend."""

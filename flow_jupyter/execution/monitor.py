@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.safeopen import open_beneath
+
 EVENTS_FILE = "events.ndjson"
 TRACE_FILE = "trace.txt"
 LOG_FILE = ".nextflow.log"
@@ -130,8 +132,9 @@ class Tail:
     def read(self, max_bytes: int = POLL_BUDGET) -> TailRead:
         """New complete lines (without their newline); a missing file is simply "nothing yet"."""
         try:
-            handle = open(self.path, "rb")
-        except (FileNotFoundError, NotADirectoryError):
+            # Beneath its directory, never through a link: a task could plant one to make Flow read another file.
+            handle, _info = open_beneath(self.path.parent, self.path.name)
+        except OSError:
             return TailRead([])
         with handle:
             pos = self.position

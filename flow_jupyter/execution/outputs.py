@@ -37,9 +37,15 @@ LOGS = ("nextflow", "head")
 
 @dataclass(frozen=True)
 class ServedFile:
+    """A run's file to serve. Reports and MultiQC data are registered outputs: ``datafile`` is set and their
+    stored bytes are served (checked like any data file); logs are opened beneath the run directory (``root``),
+    never through a link."""
+
     path: Path
     filename: str
     mimetype: str | None = None
+    datafile: DataFile | None = None
+    root: Path | None = None
 
 
 def _tower_specs(storage: Storage, version: PipelineVersion) -> list[ReportSpec]:
@@ -74,13 +80,33 @@ def expand_published(run_dir: Path, destinations: list[str]) -> list[Path]:
     return found
 
 
-def _published(session: Session, storage: Storage, execution: Execution) -> list[str]:
-    """What the run directory's executions published: their output data files (a resume re-publishes into the same
-    directory, and each file is registered once, by whichever execution published it first)."""
+def _registered(session: Session, execution: Execution) -> dict[str, DataFile]:
+    """Run-relative path → the newest output data file registered for it by the run directory's executions (a
+    resume re-publishes into the same directory; a changed file is a newer data file)."""
     same_dir = select(Execution.id).where(Execution.run_dir == execution.run_dir)
-    paths = session.scalars(select(DataFile.storage_path).where(DataFile.execution_id.in_(same_dir))).all()
-    root = storage.root.resolve()
-    return [str(root / path) for path in paths]
+    newest: dict[str, DataFile] = {}
+    prefix = execution.run_dir.rstrip("/") + "/"
+    for datafile in session.scalars(select(DataFile).where(DataFile.execution_id.in_(same_dir))
+                                    .order_by(DataFile.id)):
+        run_path = datafile.run_path or (datafile.storage_path.removeprefix(prefix)
+                                         if datafile.storage_path.startswith(prefix) else None)
+        if run_path:
+            newest[run_path] = datafile
+    return newest
+
+
+def _published(session: Session, storage: Storage, execution: Execution) -> list[str]:
+    """Where the run directory's registered outputs were published, as paths in the run directory."""
+    run_dir = storage.resolve(execution.run_dir)
+    return [str(run_dir / run_path) for run_path in _registered(session, execution)]
+
+
+def _served_output(session: Session, storage: Storage, execution: Execution, run_path: str, filename: str,
+                   mimetype: str | None) -> ServedFile:
+    datafile = _registered(session, execution).get(run_path)
+    if datafile is None:
+        raise not_found("report")
+    return ServedFile(storage.resolve(datafile.storage_path), filename, mimetype, datafile=datafile)
 
 
 def _found(session: Session, storage: Storage, execution: Execution) -> list[FoundReport]:
@@ -102,8 +128,8 @@ def report_file(session: Session, actor: Actor, storage: Storage, execution_uuid
     wanted = PurePosixPath(path).as_posix()
     for found in _found(session, storage, execution):
         if found.path == wanted:
-            return ServedFile(storage.resolve(execution.run_dir) / found.path, PurePosixPath(found.path).name,
-                              found.mimetype)
+            return _served_output(session, storage, execution, found.path, PurePosixPath(found.path).name,
+                                  found.mimetype)
     raise not_found("report")
 
 
@@ -115,7 +141,7 @@ def multiqc_data(session: Session, actor: Actor, storage: Storage, execution_uui
     found = find_reports(run_dir, [spec], published=_published(session, storage, execution))
     if not found:
         raise FlowError(404, "no_multiqc_data", "This run has published no multiqc_data.json (yet).")
-    return ServedFile(run_dir / found[0].path, DATA_JSON, "application/json")
+    return _served_output(session, storage, execution, found[0].path, DATA_JSON, "application/json")
 
 
 def log_file(session: Session, actor: Actor, storage: Storage, execution_uuid: str, which: str) -> ServedFile:
@@ -129,6 +155,6 @@ def log_file(session: Session, actor: Actor, storage: Storage, execution_uuid: s
     else:
         name = HEAD_OUTPUT if execution.backend == "slurm" else STDOUT_FILE
     path = run_dir / name
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         raise FlowError(404, "no_log", f"This execution has no {which} log (yet).")
-    return ServedFile(path, f"{execution.uuid}-{which}.log", "text/plain")
+    return ServedFile(path, f"{execution.uuid}-{which}.log", "text/plain", root=run_dir)

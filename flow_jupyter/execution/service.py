@@ -23,12 +23,12 @@ from .. import permissions
 from ..config import FlowSettings
 from ..data.lookup import valid_id
 from ..data.paging import page
+from ..data.safeopen import open_beneath
 from ..data.storage import Storage
 from ..db.models import Execution, PipelineVersion, ProcessExecution, Project
 from ..errors import FlowError, bad_request, not_found
 from ..identity import Actor
-from ..pipelines import forms, registry, schema
-from . import inputs
+from ..pipelines import forms, registry
 from .backends import Resources
 from .launch import LOG_FILE, TRACE_FILE
 from .monitor import TERMINAL_RUN_STATUSES, RunState
@@ -140,51 +140,10 @@ def require_execution(session: Session, actor: Actor, execution_uuid: str, actio
 
 # --- params -----------------------------------------------------------------------------------------------------
 
-def _walk_refs(value: Any, pointer: str):
-    """Every data-file reference in a params value, with its JSON pointer."""
-    ident = schema.datafile_id(value)
-    if ident is not None:
-        yield pointer, ident
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk_refs(item, f"{pointer}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk_refs(item, f"{pointer}/{index}")
-
-
-def resolve_params(session: Session, actor: Actor, storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
-    """The params with every data-file reference replaced by its path, if ``actor`` may read each (else 400)."""
-    resolve = forms.datafile_resolver(session, actor, storage)
-    errors: list[dict[str, str]] = []
-    paths: dict[str, str] = {}
-    for pointer, ident in _walk_refs(params, ""):
-        path = resolve(ident)
-        if path is None:
-            errors.append({"field": pointer, "reason": "no_such_datafile", "message": "No such data file."})
-        else:
-            paths[pointer] = path
-    if errors:
-        raise FlowError(400, "invalid_params", f"{len(errors)} parameter(s) are not valid.", errors[0]["field"],
-                        errors=errors)
-
-    def replace(value: Any, pointer: str) -> Any:
-        if pointer in paths:
-            return paths[pointer]
-        if isinstance(value, dict):
-            return {key: replace(item, f"{pointer}/{key}") for key, item in value.items()}
-        if isinstance(value, list):
-            return [replace(item, f"{pointer}/{index}") for index, item in enumerate(value)]
-        return value
-
-    return replace(params, "")
-
-
 def _check_params(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, version,
-                  params: dict[str, Any]) -> None:
-    forms.validate(session, actor, storage, settings, version.pipeline_id, version.id, params)
-    resolve_params(session, actor, storage, params)
-    inputs.check_sheets(session, actor, storage, settings, version, params)
+                  params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The launch check (validate, resolve references, confine paths, sheets); its warnings for the response."""
+    return forms.check(session, actor, storage, settings, version, params).warnings
 
 
 # --- service functions ------------------------------------------------------------------------------------------
@@ -202,7 +161,7 @@ def create(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
     """
     version = registry.get_version_row(session, body["pipeline"], body.get("version"))
     params = body.get("params") or {}
-    _check_params(session, actor, storage, settings, version, params)
+    warnings = _check_params(session, actor, storage, settings, version, params)
     project = permissions.require_project(session, actor, valid_id(body["project"], "project", "/project"), "edit")
     backend = body.get("backend") or settings.executor
     if backend not in BACKENDS:
@@ -230,7 +189,7 @@ def create(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
         execution.monitor_state = with_notes(None, backend_error=unavailable.message)
     session.add(execution)
     session.flush()
-    return execution_json(execution, detail=True)
+    return {**execution_json(execution, detail=True), "warnings": warnings}
 
 
 def list_executions(session: Session, actor: Actor, after: str | None, limit: int,
@@ -264,14 +223,15 @@ def tasks(session: Session, actor: Actor, execution_uuid: str, after: str | None
 def log_tail(session: Session, actor: Actor, storage: Storage, execution_uuid: str, offset: int) -> dict[str, Any]:
     """Up to 256 KiB of the Nextflow log from ``offset``, and where to ask next."""
     execution = require_execution(session, actor, execution_uuid, "view")
-    path = storage.resolve(execution.run_dir) / run_files(execution)["log"]
+    run_dir = storage.resolve(execution.run_dir)
     try:
-        with open(path, "rb") as handle:
+        handle, _info = open_beneath(run_dir, run_files(execution)["log"])  # a planted link is no log
+        with handle:
             size = handle.seek(0, 2)
             start = min(offset, size)
             handle.seek(start)
             data = handle.read(LOG_CHUNK)
-    except FileNotFoundError:
+    except OSError:
         size, start, data = 0, 0, b""
     return {"offset": start, "next": start + len(data), "size": size, "text": data.decode("utf-8", "replace"),
             "complete": execution.status in TERMINAL_RUN_STATUSES and start + len(data) >= size}
@@ -303,7 +263,7 @@ def resume(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
         raise FlowError(409, "run_dir_busy", "Another execution is running in this run directory.")
     params = {**original.params, **(body.get("params") or {})}
     version = original.pipeline_version_id
-    _check_params(session, actor, storage, settings, session.get(PipelineVersion, version), params)
+    warnings = _check_params(session, actor, storage, settings, session.get(PipelineVersion, version), params)
     execution = Execution(
         uuid=str(uuidlib.uuid4()), owner_id=actor.user_id, project_id=original.project_id,
         pipeline_version_id=version, params=params, status="pending", backend=original.backend,
@@ -312,7 +272,7 @@ def resume(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
     )
     session.add(execution)
     session.flush()
-    return execution_json(execution, detail=True)
+    return {**execution_json(execution, detail=True), "warnings": warnings}
 
 
 def run_path(storage: Storage, execution: Execution) -> Path:

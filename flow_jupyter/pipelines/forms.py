@@ -1,12 +1,12 @@
 """Forms and validation of a registered pipeline version, with data-file references resolved for the caller.
 
-A parameter or sample-sheet cell may name a Flow data file (``{"datafile": id}`` / ``flow://datafile/<id>``); it
-becomes a real path only when the caller may read that file. Anything else they cannot read is "no such data
-file", with no hint whether it exists.
+Parameters are checked by pipelines/params.py, the one pass that validates them, resolves data-file references
+(``{"datafile": id}`` / ``flow://datafile/<id>``, a real path only when the caller may read that file; anything
+else is "no such data file", with no hint whether it exists) and confines every path a user can name.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,38 +16,12 @@ from ..config import FlowSettings
 from ..data import files
 from ..data.lookup import valid_id
 from ..data.storage import Storage
+from ..db.models import PipelineVersion
 from ..errors import FlowError, bad_request
 from ..identity import Actor
+from . import params as launch_params
 from . import registry, samplesheet, schema
-
-DATAFILE_PREFIX = "flow://datafile/"
-
-
-def datafile_resolver(session: Session, actor: Actor, storage: Storage) -> Callable[[int], str | None]:
-    def resolve(datafile_id: int) -> str | None:
-        try:
-            datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "view")
-        except FlowError:
-            return None
-        return str(storage.resolve(datafile.storage_path))
-
-    return resolve
-
-
-def cell_resolver(session: Session, actor: Actor, storage: Storage,
-                  settings: FlowSettings) -> Callable[[str], str | None]:
-    """Sample-sheet path cells: data-file references for what the caller may read; host paths if allowed."""
-    by_id = datafile_resolver(session, actor, storage)
-
-    def resolve(value: str) -> str | None:
-        ident = schema.datafile_id(value)
-        if ident is not None:
-            return by_id(ident)
-        if value.startswith(DATAFILE_PREFIX):
-            return None
-        return value if settings.allow_host_paths else None
-
-    return resolve
+from .paths import PathPolicy
 
 
 def form(session: Session, actor: Actor, pipeline_ref: str, version_ref: str) -> dict[str, Any]:
@@ -64,21 +38,20 @@ def schema_files(session: Session, actor: Actor, pipeline_ref: str, version_ref:
             "samplesheet_schema": version.samplesheet_schema, "tower": version.tower}
 
 
+def check(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, version: PipelineVersion,
+          params: Any, run_dir: Path | None = None) -> launch_params.CheckedParams:
+    """The one check of a version's launch parameters (see pipelines/params.py), with its checkout's config."""
+    return launch_params.check_launch(session, actor, storage, settings, version, params,
+                                      pipeline_dir=registry.version_dir(storage, version), run_dir=run_dir)
+
+
 def validate(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, pipeline_ref: str,
              version_ref: str, params: dict[str, Any]) -> dict[str, Any]:
-    """200 with the params as they would be launched, or 400 ``invalid_params`` listing every bad field."""
+    """200 with the params as they would be launched (and warnings, e.g. unknown parameters), or 400
+    ``invalid_params`` listing every bad field."""
     version = registry.get_version_row(session, pipeline_ref, version_ref)
-    resolve = datafile_resolver(session, actor, storage)
-    if version.schema is not None:
-        errors = schema.validate_params(version.schema, params, resolve_datafile=resolve)
-    else:
-        known = set(version.config_params or {})
-        errors = [{"field": f"/{name}", "reason": "unknown_parameter",
-                   "message": f"The pipeline declares no parameter '{name}'."} for name in params if name not in known]
-    if errors:
-        raise FlowError(400, "invalid_params", f"{len(errors)} parameter(s) are not valid.", errors[0]["field"],
-                        errors=errors)
-    return {"valid": True, "params": params}
+    checked = check(session, actor, storage, settings, version, params)
+    return {"valid": True, "params": params, "warnings": checked.warnings}
 
 
 def validate_samplesheet(session: Session, actor: Actor, storage: Storage, settings: FlowSettings,
@@ -89,12 +62,14 @@ def validate_samplesheet(session: Session, actor: Actor, storage: Storage, setti
     if sheet_schema is None:
         raise bad_request("This pipeline version has no sample-sheet schema.", reason="no_samplesheet_schema")
     rows = _rows(session, actor, storage, sheet_schema, body)
+    policy = PathPolicy.from_settings(settings)
     errors = samplesheet.validate_samplesheet(sheet_schema, rows,
-                                              resolve_file=cell_resolver(session, actor, storage, settings))
+                                              resolve_file=launch_params.cell_resolver(session, actor, storage,
+                                                                                       policy))
     if errors:
         first = errors[0]
         raise FlowError(400, "invalid_samplesheet", f"{len(errors)} problem(s) in the sample sheet.",
-                        f"/rows/{(first['row'] or 1) - 1}/{first['column'] or ''}".rstrip("/"), errors=errors)
+                        first.get("field") or "/rows", errors=errors)
     result: dict[str, Any] = {"valid": True, "rows": len(rows)}
     if "save" in body:
         result["datafile"] = _save(session, actor, storage, sheet_schema, rows, body["save"])

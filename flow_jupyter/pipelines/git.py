@@ -2,7 +2,8 @@
 
 A registered repository is mirrored once under ``pipelines/<id>/mirror.git``; each pinned version is exported
 from the mirror with ``git archive`` and unpacked with tarfile's ``data`` filter (no links out, no absolute
-paths), so a checkout has no ``.git`` and cannot be changed by later fetches.
+paths), so a checkout has no ``.git`` and cannot be changed by later fetches. A tree with a link leading outside it
+is refused with 400 ``unsafe_link`` naming the link, and nothing of it is left on disk.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import bad_request
+from ..errors import FlowError, bad_request
 from ..proc import CommandError, run
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -107,5 +108,23 @@ def export(mirror_dir: Path, commit: str, destination: Path) -> None:
         _git("--git-dir", str(mirror_dir), "archive", "--format=tar", "-o", str(archive), commit)
         staged = Path(work) / "tree"
         with tarfile.open(archive) as tar:
-            tar.extractall(staged, filter="data")
+            try:
+                tar.extractall(staged, filter="data")
+            except tarfile.FilterError as exc:
+                raise _refused_entry(commit, exc) from None
         staged.rename(destination)
+
+
+def _refused_entry(commit: str, exc: tarfile.FilterError) -> FlowError:
+    """400 naming the entry the ``data`` filter refused: a pipeline may read nothing beyond its own tree.
+
+    Typically a symbolic link to an absolute path (``nextflow_schema.json -> /etc/passwd``) or one that climbs out
+    (``assets -> ../../..``); following it would let a registered version, and every run of it, read host files.
+    """
+    entry = exc.tarinfo.name
+    if isinstance(exc, (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError)):
+        what = f"is a link to {exc.tarinfo.linkname!r}, outside the repository"
+    else:
+        what = "is not a plain file or directory inside the repository"
+    return FlowError(400, "unsafe_link", f"{entry!r} in commit {commit[:12]} {what}; Flow does not register a "
+                     "version whose files lead outside it. Replace the link with the file itself.", entry)

@@ -1,8 +1,9 @@
 """Pipeline registry: git repositories pinned to commits, and the pipelines bundled with Flow.
 
-Adding a version reads its ``nextflow_schema.json``, the sample-sheet schema its input parameter points at and its
-``tower.yml`` once, and stores them on the version row, so forms and validation never touch git or the disk again.
-A pipeline without a schema gets its parameters from ``nextflow config -flat`` instead.
+Adding a version reads its ``nextflow_schema.json``, the sample-sheet schema its input parameter points at (by
+nf-core's convention ``assets/schema_input.json`` when the schema names none) and its ``tower.yml`` once, and
+stores them on the version row, so forms and validation never touch git or the disk again. A pipeline
+without a schema gets its parameters from ``nextflow config -flat`` instead.
 """
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ from ..errors import FlowError, bad_request, conflict, forbidden, not_found
 from ..identity import Actor
 from ..proc import CommandError, run
 from . import git
-from .schema import load_schema, parse_config_flat
+from .schema import declared_params, default_problems, load_schema, parse_config_flat
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_PREFIX = "bundled:"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+SHEET_PARAM = "input"
+CONVENTIONAL_SHEET_SCHEMA = "assets/schema_input.json"
+"""nf-core's sample-sheet schema, used for ``input`` when the pipeline's schema names none (see
+:func:`_adopt_conventional_sheet_schema`)."""
 
 
 # --- JSON views -------------------------------------------------------------------------------------------------
@@ -44,6 +49,8 @@ def version_json(version: PipelineVersion) -> dict[str, Any]:
         "has_schema": version.schema is not None,
         "has_samplesheet_schema": version.samplesheet_schema is not None,
         "reports": sorted((version.tower or {}).get("reports", {}) or {}),
+        # The schema contradicting itself (a default of the wrong type) is the pipeline's problem: say so here.
+        "warnings": default_problems(version.schema) if version.schema is not None else [],
         "created_at": version.created_at.isoformat(),
     }
 
@@ -102,27 +109,57 @@ def version_dir(storage: Storage, version: PipelineVersion) -> Path:
 
 # --- reading a checkout ---------------------------------------------------------------------------------------
 
-def _read_inside(directory: Path, relative: str, what: str) -> bytes | None:
-    """Bytes of a file named by the pipeline itself, refusing paths that leave its directory."""
+def _inside(directory: Path, relative: str, what: str) -> Path | None:
+    """The file a pipeline names by a relative path, or None if there is none; 400 if the path or a link on the
+    way leads out of the pipeline's directory (a checkout's links are refused by git.export, but a path in a
+    schema is the pipeline author's text)."""
     clean = PurePosixPath(relative.strip())
-    if clean.is_absolute() or ".." in clean.parts:
+    if "\x00" in relative or clean.is_absolute() or ".." in clean.parts:
         raise bad_request(f"{what} path {relative!r} leaves the pipeline.", field="/source", reason="invalid_schema")
-    path = (directory / clean).resolve()
-    if directory.resolve() not in path.parents or not path.is_file():
+    root = directory.resolve()
+    try:
+        path = (directory / clean).resolve()
+    except (OSError, RuntimeError):  # a link loop
+        raise bad_request(f"{what} {relative!r} is a link that leads nowhere.", field=relative,
+                          reason="unsafe_link") from None
+    if path != root and root not in path.parents:
+        raise bad_request(f"{what} {relative!r} is a link that leads outside the pipeline; Flow does not read "
+                          "files beyond a pipeline's own.", field=relative, reason="unsafe_link")
+    return path if path.is_file() else None
+
+
+def _read_inside(directory: Path, relative: str, what: str) -> bytes | None:
+    """Bytes of a file named by the pipeline itself (None if it has none), refusing paths that leave its directory."""
+    path = _inside(directory, relative, what)
+    if path is None:
         return None
     if path.stat().st_size > MAX_FILE_BYTES:
         raise FlowError(413, "schema_too_large", f"{relative} is larger than {MAX_FILE_BYTES // 1024} KiB.")
     return path.read_bytes()
 
 
-def _samplesheet_schema_path(schema: dict[str, Any]) -> str | None:
-    """The ``schema`` keyword of a parameter (nf-core: ``input.schema = assets/schema_input.json``)."""
-    groups = list((schema.get("definitions") or {}).values()) + list((schema.get("$defs") or {}).values())
-    for group in [schema, *groups]:
-        for prop in (group.get("properties") or {}).values():
-            if isinstance(prop, dict) and isinstance(prop.get("schema"), str):
-                return prop["schema"]
+def samplesheet_schema_path(schema: dict[str, Any]) -> str | None:
+    """The ``schema`` keyword of the sheet parameter: ``input``'s (nf-core: ``assets/schema_input.json``), else the
+    first parameter that has one."""
+    params = declared_params(schema)
+    for prop in [params.get(SHEET_PARAM), *params.values()]:
+        if isinstance(prop, dict) and isinstance(prop.get("schema"), str):
+            return prop["schema"]
     return None
+
+
+def _adopt_conventional_sheet_schema(directory: Path, schema: dict[str, Any]) -> None:
+    """Give ``input`` the sheet schema nf-core keeps in ``assets/schema_input.json`` when it names none itself.
+
+    Many pipelines call ``samplesheetToList(params.input, "assets/schema_input.json")`` in their code instead of
+    naming the file in their schema; writing the convention into the stored schema (a parsed copy, never the
+    pipeline's file) makes forms, sheet checks and launches treat ``input`` exactly as if the schema said so.
+    """
+    prop = declared_params(schema).get(SHEET_PARAM)
+    if prop is None or "schema" in prop:
+        return
+    if _inside(directory, CONVENTIONAL_SHEET_SCHEMA, "sample-sheet schema") is not None:
+        prop["schema"] = CONVENTIONAL_SHEET_SCHEMA
 
 
 def read_pipeline_files(directory: Path, settings: FlowSettings) -> dict[str, Any]:
@@ -131,7 +168,8 @@ def read_pipeline_files(directory: Path, settings: FlowSettings) -> dict[str, An
     raw = _read_inside(directory, "nextflow_schema.json", "schema")
     if raw is not None:
         found["schema"] = load_schema(raw, name="nextflow_schema.json")
-        sheet = _samplesheet_schema_path(found["schema"])
+        _adopt_conventional_sheet_schema(directory, found["schema"])
+        sheet = samplesheet_schema_path(found["schema"])
         if sheet:
             sheet_raw = _read_inside(directory, sheet, "sample-sheet schema")
             if sheet_raw is not None:
@@ -225,6 +263,8 @@ def _add_version(session: Session, storage: Storage, settings: FlowSettings, pip
     checkout = storage.resolve(relative)
     if not checkout.exists():
         git.export(mirror_dir, commit, checkout)
+        # A version refused after its export (a bad schema, a link out) must leave no checkout behind.
+        event.listen(session, "after_rollback", lambda _s: shutil.rmtree(checkout, ignore_errors=True), once=True)
     files = read_pipeline_files(checkout, settings)
     version = PipelineVersion(pipeline_id=pipeline.id, ref=ref, commit=commit, path=relative, **files)
     session.add(version)

@@ -6,6 +6,15 @@ pipeline accepts: cells are trimmed and empty cells are missing; a string cell i
 ``uniqueItems`` forbid duplicates; a column's ``errorMessage`` replaces the generic wording. A schema whose only
 column is ``""`` (nf-validation's convention, e.g. nf-core/fetchngs) describes a sheet without a header.
 
+Patterns are ECMA-262 (see ecma.py) like every other schema pattern. nf-validation 1.x (draft-07) schemas may put
+``dependentRequired`` on a column (``"fastq_2": {"dependentRequired": ["fastq_1"]}``: a row with fastq_2 needs
+fastq_1); that is honoured for draft-07 sheets, while 2020-12 sheets use the standard object-level keyword.
+
+Rows are numbered from 1 everywhere, as nf-schema's "Entry 1": row 1 is the first data row (the line after a
+CSV/TSV header, the first item of a YAML/JSON list or of posted ``rows``). An error's ``row``, its ``field``
+pointer ``/rows/<row>/<column>`` and its message ("already in row 1", "data row 3") use that same number, so the
+pointer names a sheet row, not a 0-based index into a posted array.
+
 Cells in path columns may name a Flow DataFile (``flow://datafile/<id>``); :func:`resolve_datafiles` hands every
 such cell to the server's resolver, which decides what the caller may use.
 """
@@ -21,16 +30,17 @@ from typing import Any
 import yaml
 
 from ..errors import FlowError
-from .schema import (DATAFILE_URI, PATH_FORMATS, describe_error, properties_of, resolve_pointer, shorten, types_of,
-                     validator_for)
+from .schema import (DATAFILE_URI, DRAFT_07, PATH_FORMATS, describe_error, properties_of, resolve_pointer,
+                     schema_draft, shorten, types_of, validator_for)
 
 MAX_SAMPLESHEET_BYTES = 20 * 1024 * 1024
 """A sheet lists files, it does not hold data: tens of thousands of rows fit in far less."""
 
 MAX_CELL_CHARS = 64 * 1024
 
-_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_INTEGER = re.compile(r"-?\d+")
+# ASCII digits only, as in nf-schema: Python's \d would cast "١٢" (Arabic-Indic digits) to 12.
+_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"-?[0-9]+")
 
 Row = dict[str, Any]
 
@@ -200,7 +210,8 @@ def resolve_datafiles(schema: dict[str, Any], rows: list[Row],
 
 def validate_samplesheet(schema: dict[str, Any], rows: list[Row], *,
                          resolve_file: Callable[[str], str | None] | None = None) -> list[dict[str, Any]]:
-    """Every problem as ``{"row": <1-based data row or None>, "column": <name or None>, "reason", "message"}``.
+    """Every problem as ``{"row": <data row from 1, or None>, "column": <name or None>, "field", "reason",
+    "message"}``; ``field`` is ``/rows/<row>/<column>`` with the same row number (``""`` for the whole sheet).
 
     ``schema`` is a loaded schema_input.json (an array of objects, draft-07 or 2020-12). With ``resolve_file``
     path cells are resolved first (see :func:`resolve_datafiles`) and the resolved values are checked; without
@@ -219,7 +230,7 @@ def validate_samplesheet(schema: dict[str, Any], rows: list[Row], *,
     props = properties_of(_items(schema))
     references = datafile_columns(schema) if resolve_file is None else []
     instance = [_coerce_row(row, props, references) for row in rows]
-    for error in _schema_errors(_without_array_keywords(schema), instance, props):
+    for error in _schema_errors(_with_column_dependencies(_without_array_keywords(schema)), instance, props):
         if error["reason"] in ("required", "dependent_required") and (error["row"], error["column"]) in given:
             continue
         errors.append(error)
@@ -284,6 +295,23 @@ def coerce_cell(value: Any, types: list[str]) -> Any:
 def _without_array_keywords(schema: dict[str, Any]) -> dict[str, Any]:
     """``uniqueItems`` is checked by :func:`_duplicates`, which can say which row repeats which."""
     return {key: value for key, value in schema.items() if key != "uniqueItems"}
+
+
+def _with_column_dependencies(schema: dict[str, Any]) -> dict[str, Any]:
+    """A draft-07 sheet schema whose column-level ``dependentRequired`` lists (nf-validation 1.x) are also stated as
+    draft-07 ``dependencies`` on the row, so jsonschema enforces them; other schemas are returned as they are.
+
+    The row schema is wrapped (``allOf: [<items>, {"dependencies": ...}]``) rather than edited, so ``$ref`` and
+    any ``dependencies`` of its own keep working.
+    """
+    if schema_draft(schema) != DRAFT_07:
+        return schema
+    needs = {name: list(prop["dependentRequired"]) for name, prop in properties_of(_items(schema)).items()
+             if isinstance(prop.get("dependentRequired"), list)
+             and all(isinstance(need, str) for need in prop["dependentRequired"])}
+    if not needs or not isinstance(schema.get("items"), dict):
+        return schema
+    return {**schema, "items": {"allOf": [schema["items"], {"dependencies": needs}]}}
 
 
 def _schema_errors(schema: dict[str, Any], instance: list[Row],
@@ -362,7 +390,17 @@ def _duplicates(schema: dict[str, Any], rows: list[Row], props: dict[str, dict[s
 
 
 def _error(row: int | None, column: str | None, reason: str, message: str) -> dict[str, Any]:
-    return {"row": row, "column": column, "reason": reason, "message": message}
+    return {"row": row, "column": column, "field": row_pointer(row, column), "reason": reason, "message": message}
+
+
+def row_pointer(row: int | None, column: str | None = None) -> str:
+    """``/rows/<row>/<column>`` with the row numbered from 1 like ``row`` itself; ``""`` for the whole sheet."""
+    if row is None:
+        return ""
+    pointer = f"/rows/{row}"
+    if column is not None:
+        pointer += "/" + column.replace("~", "~0").replace("/", "~1")
+    return pointer
 
 
 # --- writing ----------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from ..errors import FlowError
+from . import ecma
 
 MAX_SCHEMA_BYTES = 2 * 1024 * 1024
 """Real schemas are below 150 kB (nf-core/eager, the largest we know, is 127 kB)."""
@@ -37,9 +38,9 @@ _DRAFTS = {
     "json-schema.org/draft-07/schema": DRAFT_07,
     "json-schema.org/draft/2020-12/schema": DRAFT_2020_12,
 }
-_VALIDATORS: dict[str, type[Validator]] = {
-    DRAFT_07: Draft7Validator,
-    DRAFT_2020_12: Draft202012Validator,
+_VALIDATORS: dict[str, type[Validator]] = {  # patterns are ECMA-262, as JSON Schema says (see ecma.py)
+    DRAFT_07: ecma.ecma_validator(Draft7Validator),
+    DRAFT_2020_12: ecma.ecma_validator(Draft202012Validator),
 }
 
 WIDGETS = frozenset({"text", "textarea", "number", "integer", "checkbox", "select", "file", "directory", "path",
@@ -314,7 +315,7 @@ def field_model(name: str, prop: dict[str, Any], *, required: bool = False,
     """One parameter as a form field. Core keys are always present; nf-core extras only when the schema has them."""
     types = types_of(prop)
     primary = next((t for t in types if t != "null"), types[0] if types else None)
-    default = prop.get("default")
+    default = form_default(prop)
     hidden = prop.get("hidden") is True or hidden_group
     field: dict[str, Any] = {
         "name": name,
@@ -612,12 +613,12 @@ def datafile_references(schema: dict[str, Any], params: dict[str, Any]) -> dict[
 # --- validation -----------------------------------------------------------------------------------------------
 
 def format_checker() -> FormatChecker:
-    """jsonschema's checkers plus nf-core's path formats, which accept any string here.
+    """jsonschema's checkers plus nf-core's path formats, which accept any string here; ``regex`` is ECMA-262.
 
     Whether a path exists is the server's question (it resolves DataFiles and checks permissions first), so
     ``format`` only says "a string" and the ``exists`` keyword is left to the server.
     """
-    checker = FormatChecker()
+    checker = ecma.format_checker()
     for name in PATH_FORMATS:
         checker.checks(name)(_any_string)
     return checker
@@ -634,7 +635,7 @@ def validator_for(schema: dict[str, Any]) -> Validator:
 
 def validate_params(schema: dict[str, Any], params: Any, *,
                     resolve_datafile: Callable[[int], str | None] | None = None,
-                    ignore_params: Iterable[str] = ()) -> list[dict[str, Any]]:
+                    ignore_params: Iterable[str] = (), given: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Every problem with ``params`` as ``{"field": "/name", "reason", "message"}``; never raises for bad params.
 
     ``params`` is only read. Rules beyond plain JSON Schema (nf-core behaviour):
@@ -642,9 +643,11 @@ def validate_params(schema: dict[str, Any], params: Any, *,
     * every group in ``definitions``/``$defs`` is enforced (joined by ``allOf``), also one ``allOf`` forgot;
     * a name the schema does not declare is an ``unknown_parameter`` unless the schema sets
       ``additionalProperties`` to true or a schema (``ignore_params`` are exempt, like nf-schema's ignoreParams);
-    * a required parameter with a schema default is satisfied: Nextflow's config supplies it;
-    * a value identical to the schema's default is not checked: an expression (``${params.outdir}/x``) is
-      Nextflow's to evaluate, and a default the schema contradicts (nf-core/eager) is not the user's mistake;
+    * a required parameter with a schema default is satisfied: Nextflow's config supplies it, and so is one named
+      in ``given`` (the caller took it out of ``params`` after reporting its own error for it);
+    * a value is checked even when it equals the schema's default (nf-schema does the same; a default the schema
+      contradicts is reported at registration by :func:`default_problems`), except an expression default
+      (``${params.outdir}/x``), which is Nextflow's to evaluate;
     * a file-typed param may name a DataFile (``{"datafile": id}`` or ``flow://datafile/<id>``): with
       ``resolve_datafile`` the resolved path is checked (None: ``no_such_datafile``, no hint why), without it the
       reference is accepted as it is and the server checks it when it resolves it.
@@ -654,7 +657,7 @@ def validate_params(schema: dict[str, Any], params: Any, *,
     props = _all_properties(schema)
     errors: list[dict[str, Any]] = []
     instance: dict[str, Any] = {}
-    given: set[str] = set()  # taken out of the checked instance, but given all the same
+    given = set(given)  # taken out of the checked instance, but given all the same
     path_params = set(file_params(schema))
     for name, value in params.items():
         prop = props.get(name)
@@ -686,13 +689,65 @@ def validate_params(schema: dict[str, Any], params: Any, *,
 
 
 def _is_default(prop: dict[str, Any], value: Any) -> bool:
-    """The pipeline's own default is never the user's mistake, even where the schema contradicts itself
-    (nf-core/eager declares integers with defaults like ``"0"``), and an expression default is Nextflow's to
-    evaluate: such values are passed on unchecked."""
-    if "default" not in prop:
-        return False
-    default = prop["default"]
-    return type(value) is type(default) and value == default
+    """An expression default sent back unchanged (``${params.outdir}/pipeline_info``) is Nextflow's to evaluate,
+    so it is passed on unchecked; any other value, the default included, is validated."""
+    default = prop.get("default")
+    return is_expression(default) and value == default
+
+
+def default_problems(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parameters whose schema default contradicts their own type, enum or pattern (nf-core/eager declares integers
+    with defaults like ``"0"``; a boolean with the string ``"false"`` is true in Groovy). Reported as warnings on the
+    pipeline version; the form model offers the corrected value (:func:`form_default`) or none."""
+    problems = []
+    for name, prop in _all_properties(schema).items():
+        if "default" not in prop or prop["default"] is None or is_expression(prop["default"]):
+            continue
+        errors = _prop_errors(prop, prop["default"])
+        if errors:
+            fixed = form_default(prop)
+            hint = f" The form offers {_show(fixed)} instead." if fixed is not None else " The form offers none."
+            problems.append(_error(_pointer([name]), "bad_default",
+                                   f"The schema's default {_show(prop['default'])} is not valid for this parameter "
+                                   f"({errors[0]['message'].rstrip('.')}).{hint}"))
+    return problems
+
+
+def _prop_errors(prop: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+    local = {key: item for key, item in prop.items() if key not in ("default", "$ref")}
+    try:
+        checker = _VALIDATORS[DRAFT_2020_12](local, format_checker=format_checker())
+        return [_error("", *describe_error(e)[1:]) for e in checker.iter_errors(value)]
+    except (Unresolvable, re.error, RecursionError, ValueError, TypeError):
+        return []
+
+
+def _coerce(value: Any, kind: str | None) -> Any:
+    """A string default written for another type (``"0"``, ``"false"``) as that type; None when it is no such."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind == "integer" and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    if kind == "number" and re.fullmatch(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", text):
+        number = float(text)
+        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+    return None
+
+
+def form_default(prop: dict[str, Any]) -> Any:
+    """The default a form presents: the schema's when it is valid (or an expression), else the same value in the
+    declared type when it converts and is then valid, else None (never a mistyped default)."""
+    default = prop.get("default")
+    if default is None or is_expression(default) or not _prop_errors(prop, default):
+        return default
+    for kind in types_of(prop):
+        fixed = _coerce(default, kind)
+        if fixed is not None and not _prop_errors(prop, fixed):
+            return fixed
+    return None
 
 
 def _unknown_params(schema: dict[str, Any], props: dict[str, Any], params: dict[str, Any],

@@ -24,12 +24,14 @@ _TEXT_TYPES = {"application/json", "image/svg+xml"}
 _MIME_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 # sandbox: opaque origin (no allow-same-origin), scripts allowed so the report works, popups for its external
-# links, downloads for its "export plot/data" buttons. The fetch directives keep every load local to the document
-# itself: no default-src remote hosts, so an offline report cannot beacon data out; `connect-src 'none'` blocks
-# XHR/fetch/WebSocket (MultiQC's opt-in AI feature and any phone-home); form-action/base-uri stop redirect tricks;
-# frame-ancestors 'self' lets only our own UI embed it.
+# links, downloads for its "export plot/data" buttons. Popups inherit the sandbox: never
+# allow-popups-to-escape-sandbox, with which a report could open a page of the Jupyter origin as a normal window,
+# running with the user's cookie; an external link still opens, only sandboxed (a site may miss its storage there).
+# The fetch directives keep every load local to the document itself: no default-src remote hosts, so an offline
+# report cannot beacon data out; `connect-src 'none'` blocks XHR/fetch/WebSocket (MultiQC's opt-in AI feature and
+# any phone-home); form-action/base-uri stop redirect tricks; frame-ancestors 'self' lets only our own UI embed it.
 REPORT_CSP = "; ".join([
-    "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads",
+    "sandbox allow-scripts allow-popups allow-downloads",
     "default-src 'none'",
     "script-src 'unsafe-inline' 'unsafe-eval' data: blob:",
     "style-src 'unsafe-inline' data: blob:",

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dask.utils import parse_bytes
+
 from flow_jupyter.config import SBATCH_VALUE
 from flow_jupyter.errors import bad_request
 
@@ -47,12 +49,29 @@ class JobStatus(enum.Enum):
         return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
+#: Longest value a user may give for one resource (a partition, account, time, size or directive).
+MAX_RESOURCE_LENGTH = 255
+#: Most extra ``#SBATCH`` directives one launch may add.
+MAX_EXTRA_DIRECTIVES = 32
+#: Options a user may not set through ``resources.extra_directives``: they would change who runs the job, where it
+#: writes, what it is called or what environment it gets. Prefixes count too (sbatch accepts abbreviated options).
+USER_DENIED_OPTIONS = ("--uid", "--gid", "--chdir", "--output", "--error", "--input", "--job-name", "--export",
+                       "--export-file", "--get-user-env", "--wrap", "--open-mode", "--parsable",
+                       "--container", "--bb", "--bbf", "--burst-buffer",
+                       # ... nor how many head jobs run, whether sbatch returns, what others may read, or where:
+                       "--array", "--wait", "--umask", "--clusters", "--test-only")
+_STRING_RESOURCES = ("queue", "account", "walltime", "memory")
+
+
 @dataclass(frozen=True)
 class Resources:
     """User-requested overrides of the FlowSettings Slurm defaults for one launch (None = use the default).
 
     Every value may come from a user, so each is checked with the same rule as the settings (`SBATCH_VALUE`) before
-    anything is rendered; a bad one is a 400 naming the field (``/resources/<name>``).
+    anything is rendered; a bad one is a 400 naming the field (``/resources/<name>``). `from_json` (the API's way
+    in) also refuses what would only fail later at submission: a size that is not a size, a directive a user may
+    not set. What only Slurm itself can judge (a partition, too many cores) is asked at launch by
+    `Backend.check_launch`.
     """
 
     queue: str | None = None
@@ -63,8 +82,9 @@ class Resources:
     extra_directives: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("queue", "account", "walltime", "memory"):
+        for name in _STRING_RESOURCES:
             check_sbatch_value(getattr(self, name), f"/resources/{name}")
+            check_resource_length(getattr(self, name), f"/resources/{name}")
         if self.walltime is not None and not _WALLTIME.match(self.walltime):
             raise bad_request(f"walltime {self.walltime!r} is not a Slurm time like '24:00:00'", "/resources/walltime")
         if self.cores is not None and (isinstance(self.cores, bool) or not isinstance(self.cores, int)
@@ -73,25 +93,54 @@ class Resources:
         if isinstance(self.extra_directives, (str, bytes)):
             raise bad_request("extra_directives must be a list of options", "/resources/extra_directives")
         object.__setattr__(self, "extra_directives", tuple(self.extra_directives))
+        if len(self.extra_directives) > MAX_EXTRA_DIRECTIVES:
+            raise bad_request(f"at most {MAX_EXTRA_DIRECTIVES} extra directives", "/resources/extra_directives")
         for index, item in enumerate(self.extra_directives):
             check_directive(item, f"/resources/extra_directives/{index}")
+            check_resource_length(item, f"/resources/extra_directives/{index}")
 
     @classmethod
     def from_json(cls, data: dict | None) -> "Resources":
-        """Build from an API body, refusing unknown keys (a typo must not silently fall back to a default)."""
+        """Build from an API body, refusing unknown keys (a typo must not silently fall back to a default) and every
+        value a user may not set, each as a 400 naming ``/resources/<field>``."""
+        if data is not None and not isinstance(data, dict):
+            raise bad_request("resources must be an object", "/resources")
         data = dict(data or {})
         known = {"queue", "account", "walltime", "cores", "memory", "extra_directives"}
         for key in data:
             if key not in known:
-                raise bad_request(f"unknown resource {key!r}", f"/resources/{key}")
-        for key in ("queue", "account", "walltime", "memory"):
+                raise bad_request(f"unknown resource {str(key)[:80]!r}", f"/resources/{key}")
+        for key in _STRING_RESOURCES:
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise bad_request(f"{key} must be a string", f"/resources/{key}")
         extra = data.get("extra_directives") or ()
         if not isinstance(extra, (list, tuple)) or not all(isinstance(item, str) for item in extra):
             raise bad_request("extra_directives must be a list of strings", "/resources/extra_directives")
         data["extra_directives"] = tuple(extra)
-        return cls(**data)
+        resources = cls(**data)
+        resources.check_user_values()
+        return resources
+
+    def check_user_values(self) -> None:
+        """What a user may not ask for even in a well-formed value: a memory that is not a size, a directive that
+        would change identity, paths, name or environment of the job."""
+        if self.memory is not None and not _is_size(self.memory):
+            raise bad_request(f"memory {self.memory!r} is not a size like '4GB'", "/resources/memory")
+        for index, item in enumerate(self.extra_directives):
+            check_user_directive(item, f"/resources/extra_directives/{index}")
+
+
+def _is_size(text: str) -> bool:
+    """A positive size as dask-jobqueue reads it for ``--mem`` (``0`` would mean "all of a node's memory")."""
+    try:
+        return parse_bytes(text) > 0
+    except (ValueError, TypeError):
+        return False
+
+
+def check_resource_length(value: str | None, field_name: str) -> None:
+    if value is not None and len(value) > MAX_RESOURCE_LENGTH:
+        raise bad_request(f"longer than {MAX_RESOURCE_LENGTH} characters", field_name)
 
 
 def check_sbatch_value(value: str | None, field_name: str) -> None:
@@ -99,13 +148,29 @@ def check_sbatch_value(value: str | None, field_name: str) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not SBATCH_VALUE.match(value):
-        raise bad_request(f"{value!r} has characters not allowed in a Slurm option", field_name)
+        raise bad_request(f"{_shown(value)} has characters not allowed in a Slurm option", field_name)
 
 
 def check_directive(item: str, field_name: str) -> None:
     """An extra directive is exactly one option like ``--qos=normal`` (no second ``#SBATCH``, no spaces)."""
     if not isinstance(item, str) or not item.startswith("-") or not SBATCH_VALUE.match(item):
-        raise bad_request(f"directive {item!r} must be one option like '--qos=normal'", field_name)
+        raise bad_request(f"directive {_shown(item)} must be one option like '--qos=normal'", field_name)
+
+
+def check_user_directive(item: str, field_name: str) -> None:
+    """A user's extra directive: one long option, not one that changes identity, paths, name or environment."""
+    check_directive(item, field_name)
+    name = item.split("=", 1)[0]
+    if not name.startswith("--") or len(name) < 3:
+        raise bad_request(f"directive {item!r} must be a long option like '--qos=normal'", field_name)
+    if any(denied.startswith(name) for denied in USER_DENIED_OPTIONS):
+        raise bad_request(f"directive {name!r} is not allowed", field_name)
+
+
+def _shown(value: object) -> str:
+    """A client's value quoted in a message, cut short (it may be a huge string)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 @dataclass(frozen=True)

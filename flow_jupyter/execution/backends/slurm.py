@@ -50,8 +50,10 @@ from flow_jupyter.execution.backends.base import (
     JobStatus,
     Launch,
     Resources,
+    USER_DENIED_OPTIONS,  # noqa: F401 - re-exported: the Slurm rules live beside Resources, which enforces them
     check_directive,
     check_sbatch_value,
+    check_user_directive,
     clear_run_evidence,
     info_from_exit_code,
     mark_cancel_requested,
@@ -77,12 +79,6 @@ _UNAVAILABLE = re.compile(
     re.IGNORECASE,
 )
 _INVALID_JOB = re.compile(r"Invalid job id specified", re.IGNORECASE)
-
-#: Options a user may not set through ``resources.extra_directives``: they would change who runs the job, where it
-#: writes, what it is called or what environment it gets. Prefixes count too (sbatch accepts abbreviated options).
-USER_DENIED_OPTIONS = ("--uid", "--gid", "--chdir", "--output", "--error", "--input", "--job-name", "--export",
-                       "--export-file", "--get-user-env", "--wrap", "--open-mode", "--parsable",
-                       "--container", "--bb", "--bbf", "--burst-buffer")
 
 #: squeue/scontrol states → JobStatus. Anything unknown maps to UNKNOWN rather than guessing.
 SLURM_STATES: dict[str, JobStatus] = {
@@ -179,14 +175,18 @@ def job_name(execution_uuid: str) -> str:
     return JOB_NAME_PREFIX + execution_uuid
 
 
-def check_user_directive(item: str, field_name: str) -> None:
-    """A user's extra directive: one long option, not one that changes identity, paths, name or environment."""
-    check_directive(item, field_name)
-    name = item.split("=", 1)[0]
-    if not name.startswith("--") or len(name) < 3:
-        raise bad_request(f"directive {item!r} must be a long option like '--qos=normal'", field_name)
-    if any(denied.startswith(name) for denied in USER_DENIED_OPTIONS):
-        raise bad_request(f"directive {name!r} is not allowed", field_name)
+def _one_at_a_time(resources: Resources):
+    """Each field the user set, alone (with the partition, which decides the limits), as (field, Resources): the
+    probes that tell which field a refused job failed on."""
+    queue = resources.queue
+    for name in ("account", "walltime", "cores", "memory"):
+        value = getattr(resources, name)
+        if value is not None:
+            yield f"/resources/{name}", Resources(queue=queue, **{name: value})
+    for index, item in enumerate(resources.extra_directives):
+        yield f"/resources/extra_directives/{index}", Resources(queue=queue, extra_directives=(item,))
+    if queue is not None:
+        yield "/resources/queue", Resources(queue=queue)
 
 
 def _check_line(value: str, field_name: str) -> None:
@@ -301,7 +301,10 @@ class SlurmBackend(Backend):
 
     # --- Backend --------------------------------------------------------------------------------------------
     def check_launch(self, resources: Resources | None) -> None:
-        """The controller answers, and the partition asked for exists (sbatch would refuse it only later)."""
+        """Before a launch is stored: the controller answers, the partition asked for exists, and — when the user
+        set resources — Slurm would accept the head job they make (``sbatch --test-only``: too many cores, more
+        memory than a node has, an option sbatch does not know). Otherwise sbatch would refuse it only later, after
+        the execution was stored; here it is a 400 naming the field and nothing is stored."""
         listed = self._run(["sinfo", "-h", "-o", "%R"])
         if listed.returncode != 0:
             last = (listed.stderr or listed.stdout or "sinfo failed").strip().splitlines()[-1]
@@ -312,6 +315,29 @@ class SlurmBackend(Backend):
             field_name = "/resources/queue" if resources is not None and resources.queue else "/backend"
             raise bad_request(f"Slurm has no partition {queue!r} (it has: {', '.join(sorted(partitions))}).",
                               field_name)
+        if resources is not None and resources != Resources():
+            self.check_resources(resources)
+
+    def check_resources(self, resources: Resources) -> None:
+        """Render the head job these resources make (every value checked as at submission) and ask Slurm whether it
+        would take it; on a refusal, find the one field that Slurm refuses on its own (400 naming it)."""
+        resources.check_user_values()
+        refusal = self._test_only(resources)
+        if refusal is None:
+            return
+        field_name = next((name for name, alone in _one_at_a_time(resources) if self._test_only(alone) is not None),
+                          "/resources")
+        raise bad_request(f"Slurm would refuse this job: {refusal}", field_name, reason="resources_refused")
+
+    def _test_only(self, resources: Resources) -> str | None:
+        """sbatch's complaint about a head job with these resources (``--test-only``: nothing is submitted), or None
+        when it would be accepted. The probe's run dir is never created: sbatch does not look at it."""
+        probe = Launch("launch-check", self.settings.root / "executions" / "launch-check", ["true"], {}, resources)
+        result = self._run(["sbatch", "--test-only"], input=self.job_script(probe))
+        if result.returncode == 0:
+            return None
+        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        return lines[0][:300] if lines else f"sbatch --test-only exited with {result.returncode}"
 
     def submit(self, launch: Launch) -> BackendJob:
         script = self.job_script(launch)
