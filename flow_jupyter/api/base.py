@@ -69,12 +69,12 @@ class FlowHandler(APIHandler):
         """
         settings = self.flow.settings
         body = parse_json_body(self.request.body or b"null", settings.max_json_depth)
-        problem = find_bad_string(body, schema, settings.max_text_length)
-        if problem is not None:
-            raise problem
         errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path))
         if errors:
             raise _schema_error(errors[0])
+        problem = find_bad_string(body, schema, settings.max_text_length)
+        if problem is not None:
+            raise problem
         return body
 
     def int_argument(self, name: str, default: int | None = None, minimum: int = 0,

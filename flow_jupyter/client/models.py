@@ -168,16 +168,18 @@ class Pipeline(_Model):
         return self.client.transport.get(self._version_path(version) + "/schema")
 
     def validate(self, params: dict[str, Any], version: str | None = None) -> list[dict[str, Any]]:
-        """Every problem with ``params`` as ``{field, reason, message}``; ``[]`` when they would launch."""
+        """Every problem with ``params`` as ``{field, reason, message}``: the errors that stop a launch, else the
+        warnings of one that would go ahead (e.g. ``unknown_parameter``: passed on as given); ``[]`` when clean."""
         from .api import to_params
 
         try:
-            self.client.transport.post(self._version_path(version) + "/validate", {"params": to_params(params)})
+            reply = self.client.transport.post(self._version_path(version) + "/validate",
+                                               {"params": to_params(params)})
         except FlowError as exc:
             if exc.reason == "invalid_params":
                 return exc.errors or [{"field": exc.field, "reason": exc.reason, "message": exc.message}]
             raise
-        return []
+        return list((reply or {}).get("warnings") or []) if isinstance(reply, dict) else []
 
     def launch(self, params: dict[str, Any] | None = None, **kwargs: Any) -> "Execution":
         return self.client.launch(self, params, **kwargs)

@@ -195,6 +195,8 @@ class DataFile(Base):
         Index("ix_datafiles_sample_id_id", "sample_id", "id"),
         Index("ix_datafiles_file_type_id", "file_type", "id"),
         Index("ix_datafiles_filename_id", "filename", "id"),
+        # A run's outputs are looked up by execution (listing, reports, re-publishes): never a scan of every file.
+        Index("ix_datafiles_execution_id_id", "execution_id", "id"),
         NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

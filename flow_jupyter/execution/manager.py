@@ -59,6 +59,13 @@ class _Followed:
     notes: dict
 
 
+def _describe(exc: FlowError) -> str:
+    """A refusal as one line for the execution's error: the message, and each field with its own message (a launch
+    checked again at submission, e.g. a path that now leads out of the run directory)."""
+    details = "; ".join(f"{e.get('field') or ''}: {e.get('message')}" for e in (exc.errors or [])[:5])
+    return f"{exc.message} {details}".strip() if details else exc.message
+
+
 class ExecutionManager:
     """Drives executions for one host; `start`/`stop` from the host, `tick` does one round (blocking)."""
 
@@ -177,7 +184,7 @@ class ExecutionManager:
                     self._retry_at[execution_id] = time.monotonic() + RETRY_SECONDS
                 else:
                     execution.status, execution.finished_at = "failed", now()
-                    execution.error = exc.message if exc.status != 503 else (
+                    execution.error = _describe(exc) if exc.status != 503 else (
                         f"Gave up after {waited:.0f} s waiting for the scheduler: {exc.message}")
             return
         except Exception as exc:

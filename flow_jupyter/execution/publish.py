@@ -71,24 +71,51 @@ def _store(source: Any, source_path: Path, target: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _lexical(run_dir: Path, destination: str) -> str | None:
+    """Where the run published a file, relative to the run directory, as the pipeline named it (the last component
+    is kept even when it is a link: publishDir's default mode publishes links into the work directory)."""
+    if not destination:
+        return None
+    path = Path(os.path.normpath(destination))
+    inside = relative_inside(run_dir, path)
+    if inside is None:  # the run directory reached through a link in its ancestors
+        inside = relative_inside(run_dir, Path(os.path.realpath(path.parent)) / path.name)
+    return inside
+
+
+def published_files(run_dir: Path, destinations: list[str]) -> list[tuple[str, str]]:
+    """(published run path, real run path) of each regular file published under ``run_dir``: a file as it is, a
+    directory as the files in it (bounded); a link counts as its target when that stays in the run directory."""
+    found: list[tuple[str, str]] = []
+    for destination in destinations:
+        published = _lexical(run_dir, destination)
+        if published is None:
+            continue
+        for real in expand_published(run_dir, [str(run_dir / published)]):
+            real_rel = relative_inside(run_dir, real)
+            base = Path(os.path.realpath(run_dir / published))
+            inner = relative_inside(base, real) if base != real else None
+            if real_rel is not None:
+                found.append((published if inner is None else f"{published}/{inner}", real_rel))
+    return found
+
+
 def register_published(session: Session, storage: Storage, execution: Execution,
                        destinations: list[str]) -> list[DataFile]:
     """Output data files for what ``execution`` published (once each; a changed re-publish as a new version)."""
     run_dir = storage.resolve(execution.run_dir)
     registered: list[DataFile] = []
-    for path in expand_published(run_dir, destinations):
-        run_path = relative_inside(run_dir, path)
-        if run_path is None:
-            continue
+    for run_path, real_path in published_files(run_dir, destinations):
+        path = run_dir / run_path
         try:
-            source, _info = open_beneath(run_dir, run_path)
+            source, _info = open_beneath(run_dir, real_path)
         except OSError as exc:
             log.warning("Flow: not registering %s of execution %s: %s", run_path, execution.uuid, exc)
             continue
         with source:
             relative = storage.new_relative_path(path.name, area="outputs")
             target = storage.resolve(relative)
-            digest, size = _store(source, run_dir / run_path, target)
+            digest, size = _store(source, run_dir / real_path, target)
         previous = _previous(session, storage, execution, run_path)
         if previous is not None and previous.sha256 == digest and previous.size == size:
             target.unlink(missing_ok=True)  # published again unchanged (a resume): nothing new

@@ -45,8 +45,12 @@ def check_source(source: str) -> str:
         raise bad_request("The source must be a git repository path or URL.", field="/source", reason="bad_source")
     if "://" not in source and not source.startswith("git@"):
         path = Path(source).expanduser()
-        if not path.is_dir():
-            raise bad_request(f"{source} is not a directory.", field="/source", reason="not_a_git_repository")
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # a name too long for the filesystem, a loop of links: no directory either way
+            is_dir = False
+        if not is_dir:
+            raise bad_request(f"{source[:200]} is not a directory.", field="/source", reason="not_a_git_repository")
         return str(path.resolve())
     return source
 

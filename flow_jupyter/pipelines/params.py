@@ -11,7 +11,7 @@ In one walk over every value (nested arrays and objects included):
 * a data-file reference (``{"datafile": id}`` / ``flow://datafile/<id>``) becomes the stored file's path if the
   caller may view it, else ``no_such_datafile`` (no hint whether it exists);
 * every other string is judged by :mod:`.paths` (path-typed parameters strictly, output parameters pinned);
-* sizes are bounded (``max_param_string_length``, ``max_params_bytes``).
+* sizes are bounded first (``max_param_string_length``, ``max_params_bytes``; pipelines/limits.py).
 
 Then the resolved values are validated against the schema as nf-schema does (unknown parameters are warnings unless
 the server or the pipeline is strict; ``exists: true`` is checked), and every sample sheet given as a data file is
@@ -19,7 +19,6 @@ read and its path cells resolved under the same rules.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from ..db.models import PipelineVersion
 from ..errors import FlowError
 from ..identity import Actor
 from . import nfconfig, registry, samplesheet, schema
+from .limits import check_param_sizes
 from .paths import PathPolicy, check_path, host_path_exists, is_glob
 
 Error = dict[str, Any]
@@ -82,7 +82,6 @@ def datafile_path(session: Session, actor: Actor, storage: Storage, datafile_id:
 def _walk(params: dict[str, Any], path_params: set[str], policy: PathPolicy, settings: FlowSettings) -> _Walk:
     """Every reference and every string of ``params``, iteratively (a body may nest deep)."""
     found = _Walk()
-    limit = settings.max_param_string_length
     stack: list[tuple[str, Any, str]] = [(name, value, "/" + _escape(name)) for name, value in params.items()]
     while stack:
         name, value, pointer = stack.pop()
@@ -92,9 +91,6 @@ def _walk(params: dict[str, Any], path_params: set[str], policy: PathPolicy, set
             found.errors.append(_error(pointer, "invalid_datafile_reference",
                                        'A data file is named as {"datafile": <id>} or flow://datafile/<id>.'))
         elif isinstance(value, str):
-            if len(value) > limit:
-                found.errors.append(_error(pointer, "too_long", f"At most {limit} characters."))
-                continue
             refusal = check_path(value, policy, path_typed=name in path_params,
                                  output=output_param(name, settings) and pointer == "/" + _escape(name))
             if refusal is not None:
@@ -151,6 +147,24 @@ def _unknown(version: PipelineVersion, params: dict[str, Any], config: nfconfig.
                    f"The pipeline does not declare a parameter {schema.shorten(repr(name), 80)}; it is passed on as "
                    "given.")
             for name in params if name not in declared and not config.knows(name)]
+
+
+def _default_outputs(version: PipelineVersion, params: dict[str, Any], policy: PathPolicy,
+                     settings: FlowSettings) -> list[Error]:
+    """Output parameters left to their default still write somewhere: the pipeline's own default (a literal path in
+    its schema or config) is held to the same rule, so a link planted where it points is no way out either."""
+    declared = schema.declared_params(version.schema) if version.schema is not None else {}
+    defaults = {**(version.config_params or {}), **{n: p.get("default") for n, p in declared.items()}}
+    errors = []
+    for name, default in defaults.items():
+        if name in params or not output_param(name, settings) or not isinstance(default, str) or \
+                schema.is_expression(default):
+            continue
+        refusal = check_path(default, policy, path_typed=True, output=True)
+        if refusal is not None:
+            errors.append(_error("/" + _escape(name), refusal.reason, f"The pipeline's default {default!r}: "
+                                 f"{refusal.message} Give a value for it."))
+    return errors
 
 
 def _strict(settings: FlowSettings, config: nfconfig.ConfigParams) -> bool:
@@ -242,10 +256,10 @@ def check_launch(session: Session, actor: Actor, storage: Storage, settings: Flo
     """
     if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
         raise FlowError(400, "invalid_params", "Parameters must be a JSON object with string names.", "/params")
-    size = len(json.dumps(params, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    if size > settings.max_params_bytes:
-        raise FlowError(413, "params_too_large", f"The parameters are {size} bytes as JSON; the limit is "
-                        f"{settings.max_params_bytes}.", "/params")
+    too_big = check_param_sizes(params, settings.max_param_string_length, settings.max_params_bytes)
+    if too_big:
+        raise FlowError(400, "invalid_params", f"{len(too_big)} parameter(s) are too large.",
+                        too_big[0]["field"] or "/params", errors=too_big)
     policy = PathPolicy.from_settings(settings, run_dir)
     path_params = set(schema.file_params(version.schema)) if version.schema is not None else set()
     walked = _walk(params, path_params, policy, settings)
@@ -259,7 +273,7 @@ def check_launch(session: Session, actor: Actor, storage: Storage, settings: Flo
     resolved = _replace(params, paths)
     config = nfconfig.read_config_params(pipeline_dir) if pipeline_dir is not None else nfconfig.ConfigParams()
     unknown = _unknown(version, params, config)
-    errors = list(walked.errors)
+    errors = list(walked.errors) + _default_outputs(version, params, policy, settings)
     warnings: list[Error] = []
     (errors if _strict(settings, config) else warnings).extend(unknown)
     if version.schema is not None:

@@ -71,7 +71,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _components(value: str) -> list[str]:
-    return [part for part in re.split(r"[/\\]", value)]
+    """Path components as a POSIX system (and Nextflow on it) sees them: a backslash is an ordinary character."""
+    return value.split("/")
 
 
 def _local_path(value: str) -> str | None:
@@ -87,7 +88,7 @@ def _local_path(value: str) -> str | None:
             return expanded
         # "~" of no known user: Nextflow opens "~30x coverage" as a relative name; "~/x" without a home is refused.
         return value if value == "~" or value.startswith("~/") else None
-    if value.startswith("/") or value.startswith("\\"):
+    if value.startswith("/"):
         return value
     if ".." in _components(value):
         return value

@@ -144,10 +144,14 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value")
+
+
 def _records(filename: str, kind: str, text: str) -> list[Row]:
     try:
         if kind == "json":
-            parsed = json.loads(text)
+            parsed = json.loads(text, parse_constant=_no_constant)  # NaN/Infinity are no JSON a viewer can read
         else:
             parsed = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except (ValueError, RecursionError, yaml.YAMLError) as exc:

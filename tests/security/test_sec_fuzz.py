@@ -28,8 +28,8 @@ from test_executions_api import arrange
 from flow_jupyter.api import default_handlers
 from flow_jupyter.db.models import Base
 
-SEED = int(os.environ.get("H2_SEED", "1234"))
-MUTATIONS_PER_ROUTE = int(os.environ.get("H2_N", "30"))
+SEED = 1234
+MUTATIONS_PER_ROUTE = 30
 JSON_VERBS = ("post", "patch", "put")
 #: Files SQLite rewrites on its own (checkpoints); the rows are compared instead.
 DB_FILES = re.compile(r"^flow\.sqlite(-wal|-shm|-journal)?$")

@@ -223,12 +223,13 @@ def _policy(tmp_path: Path, host: bool, run_dir: Path | None = None) -> PathPoli
 
 
 @pytest.mark.parametrize("value", ["../x", "a/../../b", "/etc/passwd", "~", "~/x", "file:///etc/passwd",
-                                   "FILE:/etc/passwd", "..\\..\\x", "\\\\server\\share", "x\x00y"])
+                                   "FILE:/etc/passwd", "x\x00y"])
 def test_with_host_paths_off_no_string_names_a_host_path(tmp_path, value) -> None:
     assert check_path(value, _policy(tmp_path, host=False), path_typed=False) is not None
 
 
-@pytest.mark.parametrize("value", ["results", "a/b.txt", "", "genome.fa", "a..b", "~30x coverage", "x/.../y"])
+@pytest.mark.parametrize("value", ["results", "a/b.txt", "", "genome.fa", "a..b", "~30x coverage", "x/.../y",
+                                   "..\\..\\x", "\\\"'"])  # a backslash is an ordinary character on POSIX
 def test_relative_paths_and_plain_text_pass(tmp_path, value) -> None:
     assert check_path(value, _policy(tmp_path, host=False), path_typed=True) is None
 

@@ -90,6 +90,54 @@ async def test_links_planted_in_a_run_directory_are_never_followed_and_outputs_n
     zipped = await alice.post("downloads", {"files": [ada.id]})
     assert zipped.code == 409 and zipped.error["reason"] == "file_changed"
 
+    # The output directory becomes a link out of the run directory: a resume writing there is refused when the
+    # manager checks the launch again in the real run directory, before Nextflow starts.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_dir / "results").rename(run_dir / "results.before")
+    (run_dir / "results").symlink_to(elsewhere, target_is_directory=True)
+    redirected = await alice.post(f"executions/{run}/resume", {"params": {"greeting": "Again"}})
+    assert redirected.code == 201, redirected.json
+    refused = await wait_for(alice, redirected.json["id"], TERMINAL)
+    assert refused["status"] == "failed" and "symbolic link" in refused["error"], refused
+    assert list(elsewhere.iterdir()) == []
+
+
+LEAKY_MAIN = """nextflow.enable.dsl = 2
+params.outdir = 'results'
+process LEAK {
+    publishDir "${params.outdir}", mode: 'symlink'
+    output:
+    path "*.txt"
+    script:
+    \"\"\"
+    ln -s /etc/hostname leak.txt
+    echo fine > ok.txt
+    \"\"\"
+}
+workflow { LEAK() }
+"""
+
+
+@pytest.mark.nextflow
+async def test_a_published_link_out_of_the_run_directory_is_not_registered(api, jp_serverapp, tmp_path) -> None:
+    from test_executions_api import _repo
+
+    arranged = await arrange(api, jp_serverapp, tmp_path)
+    alice = api.as_user("alice")
+    added = await api.owner.post("pipelines", {"source": str(_repo(tmp_path / "leaky", {"main.nf": LEAKY_MAIN})),
+                                               "ref": "v1.0"})
+    assert added.code == 201, added.json
+    launched = await alice.post("executions", {"pipeline": "leaky", "project": arranged["project"],
+                                               "backend": "local", "params": {}})
+    assert launched.code == 201, launched.json
+    assert (await wait_for(alice, launched.json["id"], TERMINAL))["status"] == "succeeded"
+
+    _, registered = _row(arranged["host"], launched.json["id"])
+    assert [f.run_path for f in registered] == ["results/ok.txt"]
+    served = await alice.get(f"files/{registered[0].id}/content")
+    assert served.code == 200 and served.body == b"fine\n"
+
 
 def arranged_secret(host) -> str:
     """A file of another user in the store: bob's upload-area bytes (any stored path will do)."""

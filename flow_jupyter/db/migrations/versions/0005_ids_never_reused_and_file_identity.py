@@ -71,9 +71,11 @@ def _add_file_identity(batch_op) -> None:
     batch_op.create_foreign_key(batch_op.f('fk_datafiles_replaces_id_datafiles'), 'datafiles', ['replaces_id'],
                                 ['id'], ondelete='SET NULL')
     batch_op.create_index(batch_op.f('ix_datafiles_replaces_id'), ['replaces_id'], unique=False)
+    batch_op.create_index('ix_datafiles_execution_id_id', ['execution_id', 'id'], unique=False)
 
 
 def _drop_file_identity(batch_op) -> None:
+    batch_op.drop_index('ix_datafiles_execution_id_id')
     batch_op.drop_index(batch_op.f('ix_datafiles_replaces_id'))
     batch_op.drop_constraint(batch_op.f('fk_datafiles_replaces_id_datafiles'), type_='foreignkey')
     for column in ('replaces_id', 'run_path', 'stat_mtime_ns', 'stat_inode'):
