@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -641,6 +641,9 @@ def restore_backup(src: Path, root: Path, database_url: str) -> Summary:
             ).rowcount
         if expired:
             notes.append(f"{expired} unfinished upload(s) marked expired (their bytes are not in backups)")
+        shas = {entry["path"]: entry["sha256"] for entry in manifest["files"] if "sha256" in entry}
+        with database.session() as session:
+            _refresh_file_identities(session, root, shas)
     except SQLAlchemyError as exc:
         raise BackupError(f"restored, but migrating the database failed: {_first_line(exc)}") from None
     finally:
@@ -650,6 +653,23 @@ def restore_backup(src: Path, root: Path, database_url: str) -> Summary:
     if before != revision:
         notes.append(f"schema migrated from revision {before} to {revision}")
     return Summary(root, files, total + manifest["database"]["size"], kind, revision, tuple(notes))
+
+
+def _refresh_file_identities(session: Any, root: Path, shas: dict[str, str]) -> None:
+    """Restored bytes are new files (new inodes): record their identity again, so that they are served — but only
+    for data files whose restored bytes are proven to be the registered ones (manifest sha256 = row sha256)."""
+    from .data.safeopen import signed64
+    from .db.models import DataFile
+
+    for datafile in session.scalars(select(DataFile).where(DataFile.stat_inode.is_not(None)).execution_options(
+            yield_per=1000)):
+        if shas.get(datafile.storage_path) != datafile.sha256:
+            continue
+        try:
+            info = os.stat(root / datafile.storage_path, follow_symlinks=False)
+        except OSError:
+            continue
+        datafile.stat_inode, datafile.stat_mtime_ns = signed64(info.st_ino), info.st_mtime_ns
 
 
 def _restore_sqlite(dump: Path, db_file: Path, sha: str, undo: _Undo) -> None:

@@ -66,6 +66,9 @@ def validate_samplesheet(session: Session, actor: Actor, storage: Storage, setti
     errors = samplesheet.validate_samplesheet(sheet_schema, rows,
                                               resolve_file=launch_params.cell_resolver(session, actor, storage,
                                                                                        policy))
+    if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):  # ``exists: true`` as at launch
+        errors = sorted(errors + launch_params.sheet_exists_errors(sheet_schema, rows, policy),
+                        key=lambda e: e.get("row") or 0)
     if errors:
         first = errors[0]
         raise FlowError(400, "invalid_samplesheet", f"{len(errors)} problem(s) in the sample sheet.",

@@ -211,13 +211,24 @@ def check_sheet_rows(session: Session, actor: Actor, storage: Storage, policy: P
     Errors carry the sheet's ``row`` (1-based, as samplesheet reports them) and ``column``."""
     resolved, errors = samplesheet.resolve_datafiles(sheet_schema, rows, cell_resolver(session, actor, storage,
                                                                                          policy))
-    for number, row in enumerate(resolved, start=1):
+    return resolved, sorted(errors + sheet_exists_errors(sheet_schema, rows, policy), key=lambda e: e["row"] or 0)
+
+
+def sheet_exists_errors(sheet_schema: dict[str, Any], rows: list[dict[str, Any]],
+                        policy: PathPolicy) -> list[Error]:
+    """``exists: true`` columns: each allowed host path in them is there (data files always are; a refused path
+    has its own error)."""
+    errors = []
+    for number, row in enumerate(rows, start=1):
         for column in _exists_columns(sheet_schema):
             value = row.get(column)
-            if isinstance(value, str) and value and not is_glob(value) and host_path_exists(value, policy) is False:
-                errors.append({"row": number, "column": column, "reason": "does_not_exist",
-                               "message": "The file or directory does not exist."})
-    return resolved, errors
+            if not isinstance(value, str) or not value or is_glob(value) or _looks_like_reference(value) \
+                    or check_path(value, policy, path_typed=True) is not None:
+                continue
+            if host_path_exists(value, policy) is False:
+                errors.append({"row": number, "column": column, "field": samplesheet.row_pointer(number, column),
+                               "reason": "does_not_exist", "message": "The file or directory does not exist."})
+    return errors
 
 
 def sheet_params(version: PipelineVersion) -> list[str]:

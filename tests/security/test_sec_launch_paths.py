@@ -215,6 +215,13 @@ async def test_with_host_paths_on_only_allowed_roots_are_reachable_and_never_the
     assert _fields(into_store) == {"/fasta": "path_not_allowed"}
     assert _fields(through_link) == {"/fasta": "path_not_allowed"}
 
+    # In a sample sheet the same rules hold, ``exists: true`` included.
+    sheet = await alice.post("pipelines/paths/versions/v1.0/samplesheet", {"rows": [
+        {"sample": "A", "fastq_1": str(fasta)}, {"sample": "B", "fastq_1": str(tmp_path / "gone.fq")},
+        {"sample": "C", "fastq_1": str(sneaky_link)}]})
+    assert sheet.code == 400
+    assert [(e["row"], e["reason"]) for e in sheet.error["errors"]] == [(2, "does_not_exist"), (3, "no_such_datafile")]
+
 
 def _policy(tmp_path: Path, host: bool, run_dir: Path | None = None) -> PathPolicy:
     settings = FlowSettings(root_dir=str(tmp_path / "root"), allow_host_paths=host,
