@@ -99,18 +99,27 @@ async def test_shares_grant_view_then_edit_and_revoking_hides_again(people) -> N
 
 
 async def test_sharing_with_a_group_reaches_its_members_only(people) -> None:
+    """Only a member shares with a group (to anyone else it is "No such group.", as for one that does not exist),
+    and a share names its group only to the group's members."""
     alice, bob, carol = people["alice"], people["bob"], people["carol"]
     pid = (await carol.post("projects", {"name": "core facility runs"})).json["id"]
 
-    granted = await carol.post("shares", {"object_type": "project", "object_id": pid, "group": people["lab"],
+    outsider = await carol.post("shares", {"object_type": "project", "object_id": pid, "group": people["lab"]})
+    nonexistent = await carol.post("shares", {"object_type": "project", "object_id": pid, "group": 1_999_999_999})
+    assert outsider.code == nonexistent.code == 404 and outsider.body == nonexistent.body
+
+    await carol.post("shares", {"object_type": "project", "object_id": pid, "user": "alice", "level": "share"})
+    granted = await alice.post("shares", {"object_type": "project", "object_id": pid, "group": people["lab"],
                                           "level": "share"})
 
     assert granted.code == 201 and granted.json["group_name"] == "lab"
     assert (await alice.get(f"projects/{pid}")).json["access"] == "share"
     assert (await bob.get(f"projects/{pid}")).json["access"] == "share"
     listed = await bob.get("shares", object_type="project", object_id=pid)
-    assert [s["group_name"] for s in listed.json["items"]] == ["lab"]
-    assert (await carol.get("shares", object_type="project", object_id=pid)).code == 200
+    assert sorted(str(s.get("group_name") or s.get("user")) for s in listed.json["items"]) == ["alice", "lab"]
+    owners_view = await carol.get("shares", object_type="project", object_id=pid)
+    assert owners_view.code == 200
+    assert [s["group_name"] for s in owners_view.json["items"] if "group" in s] == [None]
 
 
 async def test_a_single_file_can_be_shared_without_its_project(people, add_file) -> None:

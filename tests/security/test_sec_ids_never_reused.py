@@ -331,7 +331,7 @@ NEW_DATAFILE_COLUMNS = {"stat_inode", "stat_mtime_ns", "run_path", "replaces_id"
 
 def assert_nothing_lost(before: dict[str, Any], after: dict[str, Any]) -> None:
     """The same rows with the same values (data files gain the new, empty columns), and the same schema apart from
-    the new column's index and foreign key."""
+    the new column's index and foreign key and the index of outputs by execution."""
     assert set(after["rows"]) == set(before["rows"])
     for table, rows in before["rows"].items():
         added = NEW_DATAFILE_COLUMNS if table == "datafiles" else set()
@@ -339,7 +339,8 @@ def assert_nothing_lost(before: dict[str, Any], after: dict[str, Any]) -> None:
         assert all(row[k] is None for row in after["rows"][table] for k in added)
     expected = {table: dict(shape) for table, shape in before["shape"].items()}
     files = expected["datafiles"]
-    files["indexes"] = sorted([*files["indexes"], ("ix_datafiles_replaces_id", ("replaces_id",), False)])
+    files["indexes"] = sorted([*files["indexes"], ("ix_datafiles_replaces_id", ("replaces_id",), False),
+                               ("ix_datafiles_execution_id_id", ("execution_id", "id"), False)])
     files["foreign_keys"] = sorted([*files["foreign_keys"],
                                     ("fk_datafiles_replaces_id_datafiles", ("replaces_id",), "datafiles", "SET NULL")])
     assert after["shape"] == expected
