@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Single-node Slurm for development, demos and tests: `scripts/slurm.sh start|stop|status`.
+# Single-node Slurm for development, demos and tests: `scripts/slurm.sh start|stop|stop-controller|status`.
 # Idempotent: `start` on a running cluster returns at once. It writes /etc/slurm/slurm.conf only when that file is
-# absent or was written by this script (marker line), so a site's own Slurm configuration is never touched.
+# absent or was written by this script (marker line), so a site's own Slurm configuration is never touched. `stop`
+# stops only the daemons this script started, by the pids they wrote into its state directory, never by name: on a
+# real cluster's login node the site's own daemons are left alone.
 set -euo pipefail
 
 CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
 MARKER="# managed by flow-jupyter scripts/slurm.sh"
+STATE_DIR=${FLOW_SLURM_STATE_DIR:-/run/flow-jupyter-slurm}
 # The node declares more CPUs than a small dev machine has (config_overrides lets slurmd accept it): a Nextflow head
 # job and its task jobs must fit side by side, or the head job waits forever for room for its own tasks.
 NODE_CPUS=${FLOW_SLURM_CPUS:-8}
@@ -37,6 +40,8 @@ StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmctldPidFile=$STATE_DIR/slurmctld.pid
+SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmdParameters=config_overrides
 MinJobAge=300
 DefMemPerCPU=1000
@@ -61,10 +66,10 @@ start() {
   if cluster_up; then log "already running"; return; fi
   command -v slurmctld >/dev/null || { log "slurm-wlm is not installed (scripts/install-system.sh)"; exit 1; }
   write_conf
-  mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+  mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm "$STATE_DIR"
   start_munge
-  pgrep -x slurmctld >/dev/null || slurmctld
-  pgrep -x slurmd >/dev/null || slurmd
+  ours slurmctld >/dev/null || slurmctld
+  ours slurmd >/dev/null || slurmd
   for _ in $(seq 100); do
     if timeout 5 sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then log "up: $(sinfo -h -o '%P %a %D %t')"; return; fi
     sleep 0.2
@@ -78,11 +83,37 @@ start() {
   log "Slurm did not become ready; see /var/log/slurm/"; sinfo || true; exit 1
 }
 
+# Whether process $2 is a live (not zombie) process named $1.
+alive_as() {
+  [[ $(cat "/proc/$2/comm" 2>/dev/null) == "$1" ]] || return 1
+  local state; state=$(awk '{print $3}' "/proc/$2/stat" 2>/dev/null)
+  [[ -n $state && $state != Z ]]
+}
+
+# The pid of a daemon this script started (its pid file in STATE_DIR names a live process of that name), or nothing.
+ours() {
+  local pid
+  pid=$(cat "$STATE_DIR/$1.pid" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive_as "$1" "$pid" || return 1
+  echo "$pid"
+}
+
+# Stop one daemon this script started: SIGTERM, then SIGKILL if it is still there after 5 s.
+stop_daemon() {
+  local pid
+  pid=$(ours "$1") || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do alive_as "$1" "$pid" || break; sleep 0.1; done
+  if alive_as "$1" "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 50); do alive_as "$1" "$pid" || break; sleep 0.1; done
+  rm -f "$STATE_DIR/$1.pid"
+}
+
 stop() {
-  if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+  if ours slurmctld >/dev/null || ours slurmd >/dev/null; then
     scontrol shutdown >/dev/null 2>&1 || true
-    for _ in $(seq 50); do pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break; sleep 0.1; done
-    pkill -x slurmd 2>/dev/null || true; pkill -x slurmctld 2>/dev/null || true
+    for _ in $(seq 50); do ours slurmctld >/dev/null || ours slurmd >/dev/null || break; sleep 0.1; done
+    stop_daemon slurmd; stop_daemon slurmctld
   fi
   log "stopped"
 }
@@ -90,6 +121,8 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  # Only the controller (the node daemon and running jobs stay): how tests make the scheduler unreachable.
+  stop-controller) stop_daemon slurmctld; log "controller stopped" ;;
   status) cluster_up && sinfo || { log "not running"; exit 1; } ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|stop-controller|status" >&2; exit 2 ;;
 esac
