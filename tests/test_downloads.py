@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from conftest import TEST_USER_HEADER
+from flow_jupyter.data.safeopen import signed64
 from flow_jupyter.data.downloads import build_zip_job, create_zip_job, expire_zips
 from flow_jupyter.data.files import register_file
 from flow_jupyter.db.models import DataFile, Group, Membership, Project, Sample, Share, Visibility
@@ -442,7 +443,7 @@ def sparse_file(host, owner: str, project: int, name: str, size: int) -> tuple[i
 
     def registered_as_it_is_now(session, actor) -> None:  # the row must describe the bytes, or they are not served
         datafile, info = session.get(DataFile, file_id), path.stat()
-        datafile.size, datafile.stat_inode, datafile.stat_mtime_ns = size, info.st_ino, info.st_mtime_ns
+        datafile.size, datafile.stat_inode, datafile.stat_mtime_ns = size, signed64(info.st_ino), info.st_mtime_ns
 
     host.run_as(Identity(owner), registered_as_it_is_now)
     return file_id, path
