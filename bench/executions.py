@@ -68,6 +68,7 @@ from flow_jupyter.db import Database  # noqa: E402
 from flow_jupyter.db.models import Execution, PipelineVersion, ProcessExecution, Project  # noqa: E402
 from flow_jupyter.execution.backends.base import BackendJob, utc_now_iso  # noqa: E402
 from flow_jupyter.execution.backends.local import boot_id, process_start_ticks  # noqa: E402
+from flow_jupyter.execution.runfiles import RunFiles  # noqa: E402
 from monitor import _event, _stamp, get_execution, header, task_lines  # noqa: E402  (bench/monitor.py)
 from uploads import HOST, JupyterServer  # noqa: E402  (bench/uploads.py)
 
@@ -215,8 +216,9 @@ class FakeRun:
     def append(self, events: str = "", trace: str = "", log: str = "", console: str = "") -> None:
         """Append to the files the monitor (and nextflow.py) read; one lock per run, one write per file."""
         with self.lock:
-            for name, text in ((f"events-{self.uuid}.ndjson", events), ("trace.txt", trace),
-                               (".nextflow.log", log), ("stdout.txt", console)):
+            files = RunFiles.of(self.uuid, resumed=False)
+            for name, text in ((files.events, events), (files.trace, trace), (files.log, log),
+                               ("stdout.txt", console)):
                 if text:
                     with open(self.dir / name, "a") as handle:
                         handle.write(text)
@@ -591,9 +593,9 @@ def bench_memory(args: argparse.Namespace, tmp: Path) -> list[str]:
         hwm = rss_kib(server.pid)[1]
 
         mib = 1 / 1024
+        events_bytes = sum((r.dir / RunFiles.of(r.uuid, resumed=False).events).stat().st_size for r in active)
         print(f"\n== server RSS following {args.executions} running executions, each growing to {args.tasks} tasks "
-              f"over {grow_seconds:.0f} s ({written} tasks, "
-              f"{sum((r.dir / f'events-{r.uuid}.ndjson').stat().st_size for r in active) / 1e6:.0f} MB of events) ==")
+              f"over {grow_seconds:.0f} s ({written} tasks, {events_bytes / 1e6:.0f} MB of events) ==")
         print(f"  {'PEER: same server idle':<44} max {max(idle) * mib:6.1f} MiB  median "
               f"{statistics.median(idle) * mib:6.1f} MiB  ({len(idle)} samples; {started_kib * mib:.1f} at start)")
         print(f"  {'following the runs (growth, catch-up, steady)':<44} max {max(busy) * mib:6.1f} MiB  median "

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text 
 from sqlalchemy.orm import Session  # noqa: E402
 
 from flow_jupyter import permissions  # noqa: E402
-from flow_jupyter.data.files import datafile_json, file_type, list_files  # noqa: E402
+from flow_jupyter.data.files import datafiles_json, file_type, list_files  # noqa: E402
 from flow_jupyter.data.paging import encode_cursor  # noqa: E402
 from flow_jupyter.db import Database  # noqa: E402
 from flow_jupyter.db.models import (  # noqa: E402
@@ -251,7 +251,7 @@ def offset_page(session: Session, actor: Any, offset: int, limit: int = PAGE) ->
     """PEER: naive OFFSET paging with the same visibility filter and rendering as list_files."""
     rows = session.scalars(select(DataFile).where(permissions.visible_datafiles(actor)).order_by(DataFile.id)
                            .limit(limit).offset(offset)).all()
-    return {"items": [datafile_json(row) for row in rows]}
+    return {"items": datafiles_json(session, rows)}
 
 
 def case_params(ds: Dataset, db: Database, identity: Identity, rng: random.Random, reps: int

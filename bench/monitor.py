@@ -40,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flow_jupyter.execution.monitor import EVENTS_FILE, LOG_FILE, TRACE_FILE, Monitor  # noqa: E402
+from flow_jupyter.execution.monitor import Monitor  # noqa: E402
+from flow_jupyter.execution.runfiles import EVENTS_FILE, LOG_FILE, TRACE_FILE  # noqa: E402
 
 try:
     from nextflow.command import get_execution  # noqa: E402

@@ -1,7 +1,9 @@
 """flow_jupyter: Nextflow pipelines on Slurm, launched, watched and analysed from Jupyter."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__", "load_ipython_extension"]
 
 
 def _jupyter_server_extension_points() -> list[dict]:
@@ -11,7 +13,8 @@ def _jupyter_server_extension_points() -> list[dict]:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext flow_jupyter``: the ``%flow`` / ``%%flow`` magics."""
+    """``%load_ext flow_jupyter``: the ``%flow`` / ``%%flow`` magics, and the widgets as the display of client
+    objects when ipywidgets is installed."""
     from .magics import load_ipython_extension as load
 
     load(ipython)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
 
-from . import __version__
+from ._version import __version__
 from .api import default_handlers
 from .config import FlowSettings
 from .host import FlowHost

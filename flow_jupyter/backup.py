@@ -14,7 +14,6 @@ password travels only in PGPASSWORD.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,15 +24,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import __version__
+from . import fsutil
+from ._version import __version__
 from .data.storage import AREAS
 from .db.session import make_engine
+from .fsutil import fsync_dir, hash_file, hash_stream
 from .proc import CommandError, run
 
 FORMAT = "flow-jupyter-backup"
@@ -46,7 +47,6 @@ PARTIAL_DIR = PurePosixPath("uploads/.partial")
 SQLITE_DUMP = "database/flow.sqlite"
 PG_DUMP = "database/flow.pgdump"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-CHUNK = 1 << 20
 #: pg_dump/pg_restore of a large hub database can take hours; a hung one still ends eventually.
 PG_TIMEOUT = 24 * 3600.0
 #: SQLAlchemy URL query keys that libpq also understands, passed on as environment variables.
@@ -232,30 +232,16 @@ def database_is_empty(url: str) -> bool:
 
 
 def _sha256(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-            size += n
+    digest, size = hash_file(path)
     return size, digest.hexdigest()
 
 
 def _copy_hashing(src: Path, dst: Path) -> tuple[int, str]:
     """Stream ``src`` into a new file ``dst`` (a real copy, never a link) and return the size and sha256 of exactly
     the bytes written, so a file that changes while it is copied is still described truthfully."""
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
     with open(src, "rb") as fin, open(dst, "xb") as fout:
         try:
-            while n := fin.readinto(buf):
-                digest.update(view[:n])
-                fout.write(view[:n])
-                size += n
+            digest, size = hash_stream(fin, copy_to=fout)
             fout.flush()
             os.fsync(fout.fileno())
         except BaseException:
@@ -366,11 +352,7 @@ def _finish(staging: Path, dest: Path) -> None:
                 os.rename(staging / part, dest / part)
         os.rename(staging / MANIFEST, dest / MANIFEST)
         staging.rmdir()
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(dest.parent)
 
 
 def create_backup(root: Path, database_url: str, dest: Path) -> Summary:
@@ -393,7 +375,7 @@ def create_backup(root: Path, database_url: str, dest: Path) -> Summary:
             live = [db_file, *(db_file.with_name(db_file.name + s) for s in SQLITE_SIDE_FILES)]
             skip = set(live) | {p.resolve() for p in live}
             dump_rel = SQLITE_DUMP
-            revision = _backup_sqlite(db_file, staging / dump_rel)
+            revision: str | None = _backup_sqlite(db_file, staging / dump_rel)
         else:
             dump_rel = PG_DUMP
             revision = _sql_revision(database_url)
@@ -423,6 +405,7 @@ def create_backup(root: Path, database_url: str, dest: Path) -> Summary:
             total += size
         entries.sort(key=lambda e: e["path"])
 
+        files = sum(1 for e in entries if "sha256" in e)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -431,7 +414,7 @@ def create_backup(root: Path, database_url: str, dest: Path) -> Summary:
             "database": {"kind": kind, "revision": revision, "path": dump_rel, "size": dump_size,
                          "sha256": dump_sha},
             "areas": list(BACKED_UP_AREAS),
-            "totals": {"files": sum(1 for e in entries if "sha256" in e), "bytes": total},
+            "totals": {"files": files, "bytes": total},
             "files": entries,
         }
         with open(staging / MANIFEST, "x", encoding="utf-8") as f:
@@ -442,7 +425,7 @@ def create_backup(root: Path, database_url: str, dest: Path) -> Summary:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Summary(dest, manifest["totals"]["files"], total + dump_size, kind, revision)
+    return Summary(dest, files, total + dump_size, kind, revision)
 
 
 def _backup_sqlite(db_file: Path, out: Path) -> str:
@@ -636,9 +619,9 @@ def restore_backup(src: Path, root: Path, database_url: str) -> Summary:
         database.migrate()
         # Their bytes were not backed up; resuming them would append to nothing and corrupt the file.
         with database.session() as session:
-            expired = session.execute(
+            expired = cast(CursorResult, session.execute(
                 update(Upload).where(Upload.state == UploadState.active).values(state=UploadState.expired)
-            ).rowcount
+            )).rowcount
         if expired:
             notes.append(f"{expired} unfinished upload(s) marked expired (their bytes are not in backups)")
         shas = {entry["path"]: entry["sha256"] for entry in manifest["files"] if "sha256" in entry}
@@ -695,7 +678,7 @@ def _restore_sqlite(dump: Path, db_file: Path, sha: str, undo: _Undo) -> None:
     for suffix in SQLITE_SIDE_FILES:
         db_file.with_name(db_file.name + suffix).unlink(missing_ok=True)
     existed = db_file.exists()
-    os.replace(staged, db_file)
+    fsutil.replace(staged, db_file)
     undo.created.remove(staged)
     if not existed:
         undo.created.append(db_file)

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from jupyter_core.application import JupyterApp
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, Unicode, default
 
-from . import __version__
+from ._version import __version__
 from .config import FlowSettings
 from .health import run_checks
 from .toolchain import NextflowInstall
@@ -32,8 +32,8 @@ class FlowCommand(JupyterApp):
     aliases = FLOW_ALIASES
     flags: dict = {}
 
-    @property
-    def config_file_name(self) -> str:
+    @default("config_file_name")
+    def _config_file_name_default(self) -> str:
         return "jupyter_server_config"
 
     def flow_settings(self) -> FlowSettings:
@@ -128,7 +128,7 @@ class BackupApp(FlowCommand):
             self.exit(2)
         settings = self.flow_settings()
         try:
-            summary = create_backup(settings.root, settings.resolved_database_url(), self.extra_args[0])
+            summary = create_backup(settings.root, settings.resolved_database_url(), Path(self.extra_args[0]))
         except Exception as exc:  # one line for the operator, never a traceback
             print(f"backup failed: {failure_message(exc)}", file=sys.stderr)
             self.exit(1)
@@ -147,7 +147,7 @@ class RestoreApp(FlowCommand):
             self.exit(2)
         settings = self.flow_settings()
         try:
-            summary = restore_backup(self.extra_args[0], settings.root, settings.resolved_database_url())
+            summary = restore_backup(Path(self.extra_args[0]), settings.root, settings.resolved_database_url())
         except Exception as exc:  # one line for the operator, never a traceback
             print(f"restore failed: {failure_message(exc)}", file=sys.stderr)
             self.exit(1)
@@ -231,7 +231,8 @@ class PipelinesListApp(PipelinesCommand):
     def start(self) -> None:
         from .pipelines import registry
 
-        for pipeline in self.run_registry(registry.list_pipelines)["items"]:
+        everything = self.run_registry(lambda s, a: registry.list_pipelines(s, a, limit=100_000))  # one page: all
+        for pipeline in everything["items"]:
             versions = ", ".join(v["ref"] for v in pipeline["versions"]) or "no versions"
             marks = " [bundled]" if pipeline["bundled"] else (" [curated]" if pipeline["curated"] else "")
             print(f"{pipeline['name']}{marks}: {versions}  ({pipeline['source']})")

@@ -257,6 +257,13 @@ class FlowSettings(Configurable):
         help="""TESTS ONLY. When set, the caller's user name is read from this request header (after the normal
         Jupyter authentication) so one test server can act as several users. Never set this in production.""",
     ).tag(config=True)
+    validate_responses = Bool(
+        False,
+        help="""For tests and development: check every JSON reply of the API against the response schema of its
+        route, method and status (flow_jupyter/api/responses.py, also served as /flow/api/openapi.json). A reply that
+        breaks its contract is logged and answered with 500 response_contract_violation instead. Costs one schema
+        validation per reply; leave it off in production.""",
+    ).tag(config=True)
 
     @property
     def root(self) -> Path:

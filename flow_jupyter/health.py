@@ -196,7 +196,8 @@ class CachedHealth:
 
     def get(self) -> HealthReport:
         with self._lock:
-            fresh = self._report and time.time() - self._report.checked_at < self.settings.health_cache_seconds
-            if not fresh:
-                self._report = run_checks(self.settings)
-            return self._report
+            report = self._report
+            fresh = report is not None and time.time() - report.checked_at < self.settings.health_cache_seconds
+            if report is None or not fresh:
+                report = self._report = run_checks(self.settings)
+            return report

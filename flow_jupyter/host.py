@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -21,12 +21,17 @@ from .jobs import PeriodicTask, PeriodicTasks
 from .metrics import POOLS
 from .pipelines.registry import ensure_bundled
 
+if TYPE_CHECKING:
+    from .execution.manager import ExecutionManager
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class FlowHost:
+    """The one implementation of `seams.Host`: both hosts build it from their settings."""
+
     settings: FlowSettings
     health: CachedHealth = field(init=False)
     db: Database = field(init=False)
@@ -39,7 +44,7 @@ class FlowHost:
         self.storage.prepare()
         self.db = Database(self.settings.resolved_database_url())
         self.periodic: PeriodicTasks | None = None
-        self.manager: Any = None
+        self.manager: ExecutionManager | None = None
         POOLS.watch("flow", self.db.engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
@@ -67,7 +72,7 @@ class FlowHost:
     def start_background_work(self) -> None:
         """On the host's event loop: housekeeping (expired uploads, old bulk-download zips) and the execution
         manager that launches and follows runs."""
-        from .data.downloads import expire_zips
+        from .data.zipjobs import expire_zips
         from .data.uploads import expire_uploads
         from .execution.manager import ExecutionManager
 
@@ -90,6 +95,10 @@ class FlowHost:
     async def call(self, identity: Identity, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`run_as` on a worker thread, so the event loop never waits on the database or the filesystem."""
         return await asyncio.to_thread(self.run_as, identity, fn, *args, **kwargs)
+
+    def wake_manager(self) -> None:
+        if self.manager is not None:
+            self.manager.wake()
 
     def close(self) -> None:
         if self.manager is not None:

@@ -46,6 +46,11 @@ def resolve(session: Session, identity: Identity) -> Actor:
         user.is_admin = True
     if identity.groups is not None:
         _sync_groups(session, user, identity.groups)
+    return actor_for_user(session, user)
+
+
+def actor_for_user(session: Session, user: User) -> Actor:
+    """A user row as an actor: its admin flag and memberships as stored now (nothing is created or synced)."""
     rows = session.execute(select(Membership.group_id, Membership.role).where(Membership.user_id == user.id)).all()
     return Actor(
         user_id=user.id,

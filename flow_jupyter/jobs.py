@@ -3,12 +3,16 @@ interval; a failing run is logged and retried at the next tick, never taking the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import PeriodicCallback
+
+if TYPE_CHECKING:
+    from .seams import Host
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +21,11 @@ log = logging.getLogger(__name__)
 class PeriodicTask:
     name: str
     interval_seconds: float
-    run: Callable[[Any], Any]  # run(host) -> anything worth logging (e.g. a count)
+    run: Callable[[Host], Any]  # run(host) -> anything worth logging (e.g. a count)
 
 
 class PeriodicTasks:
-    def __init__(self, host: Any, tasks: list[PeriodicTask]):
+    def __init__(self, host: Host, tasks: list[PeriodicTask]):
         self.host = host
         self.tasks = tasks
         self._callbacks: list[PeriodicCallback] = []
@@ -29,7 +33,7 @@ class PeriodicTasks:
 
     def start(self) -> None:
         for task in self.tasks:
-            callback = PeriodicCallback(lambda task=task: self._tick(task), task.interval_seconds * 1000, jitter=0.1)
+            callback = PeriodicCallback(functools.partial(self._tick, task), task.interval_seconds * 1000, jitter=0.1)
             callback.start()
             self._callbacks.append(callback)
 

@@ -1,25 +1,38 @@
 """``%flow`` and ``%%flow``: Flow from a notebook line.
 
-Every subcommand is one client call; the server checks everything. Bad arguments print a short usage message and
-server refusals print ``reason: message (field)`` — neither raises, so a typo never buries the notebook in a
-traceback. Values that the API needs in a special form are converted on the way: ``datafile:7`` (or
-``flow://datafile/7``) becomes ``{"datafile": 7}``, a local file path becomes an absolute path (or, with
+Every subcommand is one client call; the server checks everything. A failing ``%flow`` raises, so
+``run = %flow run ...`` never quietly leaves ``run`` None and "Run All" stops at that cell — but neither failure
+buries the notebook in a traceback:
+
+* bad arguments (unknown subcommand, missing pipeline, ``-p`` without ``=``, a cell body that is not YAML) raise
+  IPython's :class:`~IPython.core.error.UsageError`, which IPython shows as one ``UsageError: ...`` message with
+  the usage line;
+* server refusals raise the client's :class:`~flow_jupyter.client.FlowError` as it is (``reason``, ``message``,
+  ``field``, ``errors``), shown as ``FlowError: reason: message (field)`` plus one line per problem instead of a
+  traceback through the HTTP code.
+
+Values that the API needs in a special form are converted on the way: ``datafile:7`` (or ``flow://datafile/7``)
+becomes ``{"datafile": 7}``, a local file path becomes an absolute path (or, with
 ``FlowMagics.upload_local_paths``, an uploaded data file), and numbers and booleans get the type the pipeline's
 form declares.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
-import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Unicode
 
-from .widgets.fields import DATAFILE_TEXT
+from .client.errors import FlowError
+from .execution.status import CANCELLED
+from .client.references import datafile_reference
 
 HELP = """\
 %flow — Flow pipelines from the notebook
@@ -48,8 +61,13 @@ TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-class UsageError(Exception):
-    """Bad arguments: shown as a short usage message, never as a traceback."""
+GENERAL_USAGE = "usage: %flow {" + ",".join(SUBCOMMANDS) + "} ...  (%flow help for more)"
+
+
+class BadArguments(Exception):
+    """A mistake in a ``%flow`` command line, with the usage of the (sub)command at fault when known.
+    :meth:`FlowMagics.flow` turns it into IPython's UsageError (that exact class is what IPython shows without a
+    traceback)."""
 
     def __init__(self, message: str, usage: str = ""):
         super().__init__(message)
@@ -60,17 +78,21 @@ class QuietParser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the kernel: every error (``exit_on_error=False`` alone misses several,
     e.g. missing arguments) goes through :meth:`error`, which raises with the usage of the (sub)command at fault."""
 
+    commands: Mapping[str, argparse.ArgumentParser]
+    """The subcommands' parsers by name (set by :func:`build_parser`), for their usage lines."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message, self.format_usage().strip())
+        raise BadArguments(message, self.format_usage().strip())
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        raise UsageError(message or "", self.format_usage().strip())
+        raise BadArguments(message or "", self.format_usage().strip())
 
 
 def build_parser() -> QuietParser:
     parser = QuietParser(prog="%flow", add_help=False, allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    quiet = {"add_help": False, "allow_abbrev": False}  # --ver is a pipeline's param, not short for --version
+    # allow_abbrev off: --ver is a pipeline's param, not short for --version
+    quiet: dict[str, Any] = {"add_help": False, "allow_abbrev": False}
     commands.add_parser("help", **quiet)
     ls = commands.add_parser("ls", **quiet)
     ls.add_argument("project", nargs="?")
@@ -96,7 +118,7 @@ def build_parser() -> QuietParser:
     resume = commands.add_parser("resume", **quiet, usage="%(prog)s ID [--NAME VALUE ...] [-p NAME=VALUE]")
     resume.add_argument("id")
     resume.add_argument("-p", "--param", dest="assignments", action="append", default=[], metavar="NAME=VALUE")
-    parser.commands = commands.choices  # type: ignore[attr-defined]
+    parser.commands = commands.choices
     return parser
 
 
@@ -107,10 +129,10 @@ def split_params(tokens: list[str]) -> dict[str, str | bool]:
     while index < len(tokens):
         token = tokens[index]
         if not token.startswith("--") or token == "--":
-            raise UsageError(f"unexpected argument {token!r}: parameters are given as --name value")
+            raise BadArguments(f"unexpected argument {token!r}: parameters are given as --name value")
         name, sep, value = token[2:].partition("=")
         if not name:
-            raise UsageError(f"unexpected argument {token!r}")
+            raise BadArguments(f"unexpected argument {token!r}")
         if sep:
             params[name] = value
         elif index + 1 < len(tokens) and not tokens[index + 1].startswith("--"):
@@ -127,7 +149,7 @@ def assignments(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise UsageError(f"-p takes NAME=VALUE, not {item!r}")
+            raise BadArguments(f"-p takes NAME=VALUE, not {item!r}")
         params[name] = value
     return params
 
@@ -186,15 +208,26 @@ class FlowMagics(Magics):
 
     @line_cell_magic
     def flow(self, line: str, cell: str | None = None) -> Any:
-        """Flow pipelines, data and executions: ``%flow help``."""
-        from .client.errors import FlowError
+        """Flow pipelines, data and executions: ``%flow help``. Raises UsageError for a bad command line and the
+        client's FlowError for a server refusal."""
+        try:
+            return self._dispatch(line, cell)
+        except BadArguments as error:
+            raise UsageError(f"{error}\n{error.usage.strip() or GENERAL_USAGE}") from None
+        except argparse.ArgumentError as error:
+            raise UsageError(f"{error}\n{GENERAL_USAGE}") from None
+        except FlowError as error:
+            # Raised as it is (callers may catch FlowError and read reason/field); only its display is shortened.
+            error._render_traceback_ = functools.partial(refusal_lines, error)  # type: ignore[attr-defined]
+            raise
 
+    def _dispatch(self, line: str, cell: str | None) -> Any:
         try:
             tokens = shlex.split(line)
         except ValueError as error:
-            return self._usage(f"cannot read the arguments: {error}")
+            raise BadArguments(f"cannot read the arguments: {error}") from None
         if not tokens:
-            return self._usage("give a subcommand")
+            raise BadArguments("give a subcommand")
         if tokens[0] in ("-h", "--help"):
             print(HELP)
             return None
@@ -202,38 +235,17 @@ class FlowMagics(Magics):
         try:
             args, extra = self.parser.parse_known_args(tokens)
             command = args.command
-            if args.command is None:
-                return self._usage(f"unknown subcommand {tokens[0]!r}")
-            if extra and args.command not in ("run", "resume"):
-                raise UsageError(f"unrecognized arguments: {' '.join(extra)}",
-                                 self.parser.commands[args.command].format_usage())
-            if cell is not None and args.command not in ("run", "resume"):
-                raise UsageError("only `%%flow run` and `%%flow resume` take a cell body (the params as YAML)")
-            return getattr(self, f"_{args.command}")(args, extra, cell)
-        except UsageError as error:
-            usage = error.usage or (self.parser.commands[command].format_usage() if command else "")
-            return self._usage(str(error), usage)
-        except argparse.ArgumentError as error:
-            return self._usage(str(error))
-        except FlowError as error:
-            self._error(error)
-            return None
-        except OSError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return None
-
-    def _usage(self, message: str, usage: str = "") -> None:
-        usage = usage.strip() or "%flow {" + ",".join(SUBCOMMANDS) + "} ...  (%flow help for more)"
-        print(f"{usage}\n%flow: error: {message}" if message else usage, file=sys.stderr)
-        return None
-
-    @staticmethod
-    def _error(error: Any) -> None:
-        where = f" ({error.field})" if getattr(error, "field", None) else ""
-        lines = [f"{error.reason}: {error.message}{where}"]
-        for item in getattr(error, "errors", None) or []:
-            lines.append(f"  {item.get('field') or '-'}: {item.get('message') or item.get('reason')}")
-        print("\n".join(lines), file=sys.stderr)
+            if command is None:
+                raise BadArguments(f"unknown subcommand {tokens[0]!r}")
+            if extra and command not in ("run", "resume"):
+                raise BadArguments(f"unrecognized arguments: {' '.join(extra)}")
+            if cell is not None and command not in ("run", "resume"):
+                raise BadArguments("only `%%flow run` and `%%flow resume` take a cell body (the params as YAML)")
+            return getattr(self, f"_{command}")(args, extra, cell)
+        except BadArguments as error:
+            if not error.usage and command:
+                error.usage = self.parser.commands[command].format_usage()
+            raise
 
     # --- subcommands ----------------------------------------------------------------------------------------
 
@@ -257,7 +269,7 @@ class FlowMagics(Magics):
     def _upload(self, args: Any, extra: list[str], cell: str | None) -> Any:
         path = Path(args.path).expanduser()
         if not path.is_file():
-            raise UsageError(f"no such file: {args.path}")
+            raise BadArguments(f"no such file: {args.path}")
         project = self._project(args.project)
         datafile = self.client.upload(path, project.id, sample=self._sample(project, args.sample))
         print(f"Uploaded {datafile.filename} as data file #{datafile.id} (datafile:{datafile.id}) "
@@ -269,7 +281,7 @@ class FlowMagics(Magics):
 
         rows = []
         for pipeline in self.client.pipelines():
-            refs = [v.get("ref") if isinstance(v, dict) else str(v) for v in (pipeline.versions or [])]
+            refs = [str(v.get("ref")) if isinstance(v, dict) else str(v) for v in (pipeline.versions or [])]
             rows.append({"name": pipeline.name, "description": pipeline.description, "versions": ", ".join(refs)})
         return pd.DataFrame(rows, columns=["name", "description", "versions"])
 
@@ -298,7 +310,7 @@ class FlowMagics(Magics):
 
     def _cancel(self, args: Any, extra: list[str], cell: str | None) -> None:
         execution = self.client.execution(args.id).cancel()
-        state = "cancel requested" if getattr(execution, "status", None) not in ("cancelled",) else "cancelled"
+        state = "cancel requested" if getattr(execution, "status", None) != CANCELLED else "cancelled"
         print(f"Execution {execution.id}: {state} (status {execution.status}).")
 
     def _resume(self, args: Any, extra: list[str], cell: str | None) -> Any:
@@ -312,8 +324,10 @@ class FlowMagics(Magics):
     def _report(self, args: Any, extra: list[str], cell: str | None) -> None:
         from IPython.display import display
 
-        from .widgets import ReportViewer
-
+        try:
+            from .widgets import ReportViewer
+        except ImportError as error:
+            raise BadArguments(f"`%flow report` shows the report in a widget and needs ipywidgets ({error})") from None
         display(ReportViewer(self.client.execution(args.id), client=self.client))
 
     # --- helpers --------------------------------------------------------------------------------------------
@@ -326,7 +340,7 @@ class FlowMagics(Magics):
         if len(projects) == 1:
             return projects[0]
         names = ", ".join(p.name for p in projects) or "none yet"
-        raise UsageError(f"give --project (your projects: {names})")
+        raise BadArguments(f"give --project (your projects: {names})")
 
     def _sample(self, project: Any, sample: str | None) -> Any:
         if sample is None:
@@ -343,9 +357,9 @@ class FlowMagics(Magics):
         try:
             params = yaml.safe_load(cell)
         except yaml.YAMLError as error:
-            raise UsageError(f"the cell body is not YAML: {str(error).splitlines()[0]}") from None
+            raise BadArguments(f"the cell body is not YAML: {str(error).splitlines()[0]}") from None
         if not isinstance(params, dict):
-            raise UsageError("the cell body must be a YAML mapping of parameter names to values")
+            raise BadArguments("the cell body must be a YAML mapping of parameter names to values")
         return params
 
     def _params(self, pipeline: str | None, version: str | None, given: dict[str, Any], project: Any,
@@ -376,9 +390,9 @@ class FlowMagics(Magics):
             return value
         if not isinstance(value, str):
             return value
-        match = DATAFILE_TEXT.fullmatch(value.strip())
-        if match:
-            return {"datafile": int(match.group(1))}
+        reference = datafile_reference(value)
+        if reference:
+            return reference
         local = Path(value).expanduser()
         if value and not value.startswith(("flow://", "http://", "https://", "s3://")) and local.is_file():
             if self.upload_local_paths and project_id is not None:
@@ -402,6 +416,24 @@ def _json_type(value: Any) -> str | None:
     return "string" if isinstance(value, str) else None
 
 
+def refusal_lines(error: FlowError) -> list[str]:
+    """How a server refusal from ``%flow`` shows in the notebook: ``FlowError: reason: message (field)``, then one
+    line per problem when the server named several (every bad parameter, every bad sample-sheet cell)."""
+    where = f" ({error.field})" if error.field else ""
+    lines = [f"FlowError: {error.reason}: {error.message}{where}"]
+    for item in error.errors:
+        lines.append(f"  {item.get('field') or '-'}: {item.get('message') or item.get('reason')}")
+    return lines
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext flow_jupyter``: register ``%flow`` / ``%%flow``."""
+    """``%load_ext flow_jupyter`` (or ``flow_jupyter.magics``): register ``%flow`` / ``%%flow``, and — when
+    ipywidgets is installed — import the widgets, so runs display as live monitors as they do in the launcher."""
     ipython.register_magics(FlowMagics(ipython))
+    try:
+        from .widgets import register_displays
+    except ModuleNotFoundError as error:
+        if error.name is None or not error.name.startswith(("ipywidgets", "flow_jupyter.widgets")):
+            raise  # a widget module that fails for another reason is a bug, not a missing extra
+        return  # no ipywidgets here: client objects keep their plain views
+    register_displays()

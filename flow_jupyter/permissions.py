@@ -23,6 +23,14 @@ Editors and files they do not own (like a shared drive: members edit in place, m
   project: an editor may reorganise files between one owner's projects, but never carry someone else's file out of
   that owner's reach — e.g. into the editor's own project, where they would be its admin;
 * **deleting** a file needs admin power on it: an editor deletes their own files, never the owner's.
+
+Executions are their owner's, and visible to whoever can view their project: an execution's power is its owner's
+admin, or exactly what its project gives (view to watch it, edit to cancel, resume or rerun it).
+
+Uploads and background jobs (bulk-download zips) are private to the user who started them (and, for jobs, Flow
+admins); anyone else gets the 404 of a missing one. Groups are run by their admins; the pipeline registry by Flow
+admins. Work done later on a user's behalf (the manager launching a run, a zip built in the background) acts as
+`actor_for_owner`: the stored owner with their memberships as they are *now*, so rights lost meanwhile count.
 """
 from __future__ import annotations
 
@@ -33,9 +41,9 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from .data.paging import MAX_ID
-from .db.models import DataFile, Group, Level, Project, Sample, Share, Visibility
-from .errors import FlowError, not_found
-from .identity import Actor
+from .db.models import BackgroundJob, DataFile, Execution, Group, Level, Project, Sample, Share, Upload, User, Visibility
+from .errors import FlowError, forbidden, not_found
+from .identity import Actor, actor_for_user
 
 NONE, VIEW, EDIT, SHARE, ADMIN = range(5)
 LEVEL_POWER = {Level.view: VIEW, Level.edit: EDIT, Level.share: SHARE}
@@ -148,6 +156,106 @@ def require_sample(session: Session, actor: Actor, sample_id: int, action: str, 
     return _require(session, actor, Sample, sample_id, action, "sample", sample_power, field)
 
 
+# --- executions ------------------------------------------------------------------------------------------------
+
+def visible_executions(actor: Actor) -> ColumnElement[bool]:
+    """Executions are visible to their owner and to whoever can view their project."""
+    if actor.is_admin:
+        return true()
+    return or_(Execution.owner_id == actor.user_id,
+               Execution.project_id.in_(select(Project.id).where(visible_projects(actor))))
+
+
+def execution_power(session: Session, actor: Actor, execution: Execution) -> int:
+    if actor.is_admin or execution.owner_id == actor.user_id:
+        return ADMIN
+    project = session.get(Project, execution.project_id)
+    return project_power(session, actor, project) if project is not None else NONE
+
+
+def require_execution(session: Session, actor: Actor, execution_uuid: str, action: str) -> Execution:
+    """The execution, or 404 when the caller cannot see it; 403 when they see it but may not ``action`` it."""
+    execution = session.scalar(select(Execution).where(Execution.uuid == str(execution_uuid)[:36]))
+    if execution is None:
+        raise not_found("execution")
+    _check(execution_power(session, actor, execution), action, "execution")
+    return execution
+
+
+# --- private objects: uploads and background jobs ------------------------------------------------------------------
+
+def owns(actor: Actor, owner_id: int | None) -> bool:
+    return owner_id is not None and owner_id == actor.user_id
+
+
+def own_uploads(actor: Actor) -> ColumnElement[bool]:
+    """The caller's uploads, as a SQL filter (every conditional UPDATE of an upload carries it too)."""
+    return Upload.owner_id == actor.user_id
+
+
+def require_upload_owner(actor: Actor, upload: Upload | None) -> Upload:
+    """An upload is its starter's alone (not even a Flow admin resumes someone else's bytes)."""
+    if upload is None or not owns(actor, upload.owner_id):
+        raise not_found("upload")
+    return upload
+
+
+def require_job(session: Session, actor: Actor, job_id: int) -> BackgroundJob:
+    """A job is its owner's (and, as everything, a Flow admin's): anyone else gets 404, as if it did not exist.
+    Admins matter in single-user mode, where each token-only request may carry a new anonymous user name."""
+    job = _get(session, BackgroundJob, job_id)
+    if job is None or not (actor.is_admin or owns(actor, job.owner_id)):
+        raise not_found("job")
+    return job
+
+
+def actor_for_owner(session: Session, owner_id: int) -> Actor:
+    """The actor to act as on behalf of a stored owner (the manager launching their run, a zip job built later):
+    their admin flag and memberships as stored now, never more than they have at this moment."""
+    owner = session.get(User, owner_id)
+    if owner is None:  # owners are never deleted while they own rows (foreign keys); say so if it ever happens
+        raise FlowError(500, "internal_error", f"The owner (user {owner_id}) of a stored object is missing.")
+    return actor_for_user(session, owner)
+
+
+# --- Flow admins --------------------------------------------------------------------------------------------------
+
+def require_flow_admin(actor: Actor, what: str) -> None:
+    """Registry changes and other site-wide acts: Flow admins only (403: everyone can see that the act exists)."""
+    if not actor.is_admin:
+        raise forbidden(f"Only Flow admins may {what}.")
+
+
+# --- shares -------------------------------------------------------------------------------------------------------
+
+def object_power(session: Session, actor: Actor, object_type: str, object_id: int) -> int:
+    """The actor's power on a shareable object (``project`` or ``datafile``); NONE when missing or invisible."""
+    model, power = (Project, project_power) if object_type == "project" else (DataFile, datafile_power)
+    obj = _get(session, model, object_id)
+    return power(session, actor, obj) if obj is not None else NONE
+
+
+def require_object(session: Session, actor: Actor, object_type: str, object_id: int, action: str, kind: str,
+                   field: str | None = None) -> None:
+    """404 naming ``field`` when the actor cannot see the shareable object; 403 when they may not ``action`` it."""
+    power = object_power(session, actor, object_type, object_id)
+    if power != NONE and power < ACTIONS[action] and action == "share":
+        raise forbidden(f"You may not share this {kind}.")
+    _check(power, action, kind, field)
+
+
+def require_share(session: Session, actor: Actor, share_id: int) -> Share:
+    """A share the actor can see (they can see its object), else 'No such share.' — never a word about the object,
+    which would tell them the share exists. Its object's sharers may change it; a grantee may give up their own."""
+    share = _get(session, Share, share_id)
+    power = object_power(session, actor, share.object_type, share.object_id) if share is not None else NONE
+    if power == NONE:
+        raise not_found("share")
+    if power < SHARE and share.user_id != actor.user_id:
+        raise forbidden("You may not change this share.")
+    return share
+
+
 # --- groups ----------------------------------------------------------------------------------------------------
 
 def group_visible(actor: Actor, group_id: int) -> bool:
@@ -161,6 +269,27 @@ def require_group(session: Session, actor: Actor, group_id: int, field: str | No
     if group is None or not group_visible(actor, group.id):
         raise not_found("group", field)
     return group
+
+
+def visible_groups(actor: Actor) -> ColumnElement[bool]:
+    """Groups are visible to their members (and Flow admins) only."""
+    if actor.is_admin:
+        return true()
+    return Group.id.in_(actor.group_ids) if actor.group_ids else false()
+
+
+def require_group_admin(session: Session, actor: Actor, group_id: int) -> Group:
+    """A group the caller may run: 404 unless they are in it, 403 unless they are one of its admins."""
+    group = require_group(session, actor, group_id)
+    if not actor.is_admin and group.id not in actor.admin_group_ids:
+        raise forbidden("Only the group's admins may do that.")
+    return group
+
+
+def require_member_removal(session: Session, actor: Actor, group: Group, user_id: int) -> None:
+    """Group admins remove anyone; a member may leave on their own."""
+    if user_id != actor.user_id:
+        require_group_admin(session, actor, group.id)
 
 
 # --- editors and files they do not own (the rule is in the module docstring) -------------------------------------

@@ -9,11 +9,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from waiting import WaitTimeout, wait_for
 
 from flow_jupyter.config import FlowSettings
 
@@ -37,17 +37,22 @@ def _script(*argv: str) -> str:
     return done.stdout.strip()
 
 
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+
+
 def wait_for_slurm_job(job_id: str, timeout: float) -> tuple[str, str]:
     """(JobState, ExitCode) of a Slurm job once it ended; cancels it and fails the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def job() -> dict[str, str]:
         out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
-        fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
-        if fields.get("JobState") in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}:
-            return fields["JobState"], fields.get("ExitCode", "")
-        time.sleep(1)
-    subprocess.run(["scancel", job_id], timeout=30)
-    pytest.fail(f"Slurm job {job_id} did not finish within {timeout} s")
+        return dict(part.split("=", 1) for part in out.split() if "=" in part)
+
+    try:
+        fields = wait_for(job, until=lambda f: f.get("JobState") in SLURM_ENDED, what=f"Slurm job {job_id} to end",
+                          timeout=timeout, interval=1)
+    except WaitTimeout:
+        subprocess.run(["scancel", job_id], timeout=30)
+        raise
+    return fields["JobState"], fields.get("ExitCode", "")
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +61,28 @@ def slurm_cluster() -> None:
     _script("slurm.sh", "start")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs PostgreSQL `postgres`, so `-m postgres` (or `-m "not postgres"`) selects by it:
+    the PostgreSQL half of each `database_url` test, and every test that asks for `postgres_url` itself."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("database_url") == "postgresql" or "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """URL of the throwaway PostgreSQL database (started by `make test`, or here when run alone)."""
-    return os.environ.get("FLOW_TEST_DATABASE_URL") or _script("postgres.sh", "start").splitlines()[-1]
+    """URL of the throwaway PostgreSQL database: given by `make test` (FLOW_TEST_DATABASE_URL), or started here
+    when pytest runs alone. On CI the URL must be given: a run that silently fell back (or skipped) would not be
+    testing the database CI was set up with."""
+    url = os.environ.get("FLOW_TEST_DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail("FLOW_TEST_DATABASE_URL is not set on CI: run the suite with `make test`, which starts "
+                    "PostgreSQL and sets it")
+    return _script("postgres.sh", "start").splitlines()[-1]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -93,9 +116,10 @@ def flow_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def flow_config(flow_root: Path, database_url: str) -> dict:
     """FlowSettings for a test server; fixtures listed before `jp_fetch` may update it before the server starts.
-    The test identity header lets one server act for several users (see tests/flowapi.py)."""
+    The test identity header lets one server act for several users (see tests/flowapi.py). Every JSON reply of
+    every test is checked against its response schema (api/responses.py): the contract holds wherever it is used."""
     return {"root_dir": str(flow_root), "database_url": database_url, "health_cache_seconds": 0.0,
-            "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE,
+            "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE, "validate_responses": True,
             "host_path_roots": [tempfile.gettempdir(), str(REPO)]}
 
 

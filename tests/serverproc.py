@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from conftest import TEST_USER_HEADER
+from waiting import WaitTimeout, wait_for
 
 TOKEN = uuid.uuid4().hex
 
@@ -42,7 +42,8 @@ class Server:
                 "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={TOKEN}",
                 f"--ServerApp.root_dir={self.workdir}", f"--FlowSettings.root_dir={self.root}",
                 f"--FlowSettings.database_url={self.database_url}",
-                f"--FlowSettings.test_identity_header={TEST_USER_HEADER}", *self.options]
+                f"--FlowSettings.test_identity_header={TEST_USER_HEADER}", "--FlowSettings.validate_responses=True",
+                *self.options]
         if os.geteuid() == 0:
             argv.append("--allow-root")
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
@@ -50,17 +51,18 @@ class Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"jupyter server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if requests.get(f"{self.base}/api/status", headers=self.headers(), timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"jupyter server did not answer within 90 s:\n{self.log.read_text()}")
+        try:
+            wait_for(self._answers, what="jupyter server to answer", timeout=90, interval=0.2)
+        except WaitTimeout as timeout:
+            pytest.fail(f"{timeout}:\n{self.log.read_text()}")
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"jupyter server exited with {self.process.returncode}:\n{self.log.read_text()}")
+        try:
+            return requests.get(f"{self.base}/api/status", headers=self.headers(), timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
 
     def kill_9(self) -> None:
         assert self.process is not None

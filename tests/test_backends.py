@@ -9,21 +9,20 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_PIPELINE
+from waiting import wait_for
 from flow_jupyter import proc
 from flow_jupyter.config import FlowSettings
 from flow_jupyter.errors import FlowError
 from flow_jupyter.execution.backends import (
     BackendJob,
+    BackendState,
     JobInfo,
-    JobStatus,
     Launch,
     LocalBackend,
     Resources,
@@ -31,6 +30,10 @@ from flow_jupyter.execution.backends import (
 )
 from flow_jupyter.execution.backends.local import boot_id, session_alive
 from flow_jupyter.execution.backends.slurm import parse_scontrol_job, parse_squeue_line
+from flow_jupyter.execution.runfiles import (
+    CONFIG_FILE, EXIT_CODE_FILE, HEAD_FILE, LOCAL_STDERR_FILE, LOCAL_STDOUT_FILE, LOG_FILE, PARAMS_FILE,
+    SLURM_OUTPUT_FILE, TRACE_FILE, WORK_DIR,
+)
 
 NAMES = ["Rosalind", "Ada", "Grace"]
 EXPECTED = "".join(f"Hello, {name}!\n" for name in sorted(NAMES))
@@ -51,15 +54,8 @@ SLURM_TASKS_CONFIG = (
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-def wait_for(check: Callable[[], object], what: str, timeout: float = 300.0, every: float = 0.5):
-    """Poll until ``check()`` is truthy and return it; fail with ``what`` after a generous timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"timed out waiting for {what}")
+#: How long a real Nextflow run or a Slurm job may take to get somewhere on a loaded machine.
+RUN_TIMEOUT = 300.0
 
 
 def tiny_launch(tmp_path: Path, *extra: str, config: str | None = None) -> Launch:
@@ -67,7 +63,7 @@ def tiny_launch(tmp_path: Path, *extra: str, config: str | None = None) -> Launc
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "names.txt").write_text("\n".join(NAMES) + "\n")
-    (run_dir / "params.json").write_text(json.dumps(
+    (run_dir / PARAMS_FILE).write_text(json.dumps(
         {"names": str(run_dir / "names.txt"), "greeting": "Hello", "outdir": str(run_dir / "results")}))
     return _launch(run_dir, TINY_PIPELINE / "main.nf", config)
 
@@ -76,16 +72,16 @@ def sleepy_launch(tmp_path: Path, config: str | None = None) -> Launch:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "main.nf").write_text(SLEEPY_PIPELINE)
-    (run_dir / "params.json").write_text("{}")
+    (run_dir / PARAMS_FILE).write_text("{}")
     return _launch(run_dir, run_dir / "main.nf", config)
 
 
 def _launch(run_dir: Path, main_nf: Path, config: str | None) -> Launch:
-    argv = ["nextflow", "-log", ".nextflow.log", "run", str(main_nf), "-params-file", "params.json",
-            "-work-dir", "work", "-with-trace", "trace.txt"]
+    argv = ["nextflow", "-log", LOG_FILE, "run", str(main_nf), "-params-file", PARAMS_FILE,
+            "-work-dir", WORK_DIR, "-with-trace", TRACE_FILE]
     if config is not None:
-        (run_dir / "flow.config").write_text(config)
-        argv += ["-c", "flow.config"]
+        (run_dir / CONFIG_FILE).write_text(config)
+        argv += ["-c", CONFIG_FILE]
     return Launch(execution_uuid=str(uuid.uuid4()), run_dir=run_dir, argv=argv, env={"NXF_ANSI_LOG": "false"})
 
 
@@ -95,21 +91,21 @@ def assert_tiny_outputs(run_dir: Path) -> None:
         assert (run_dir / "results" / "greetings" / f"{name}.txt").read_text() == f"Hello, {name}!\n"
 
 
-def follow(backend, job: BackendJob, timeout: float = 300.0) -> tuple[set[JobStatus], JobInfo]:
+def follow(backend, job: BackendJob, timeout: float = RUN_TIMEOUT) -> tuple[set[BackendState], JobInfo]:
     """Poll a job to its end; the statuses seen on the way and the final JobInfo."""
-    seen: set[JobStatus] = set()
+    seen: set[BackendState] = set()
 
     def ended() -> JobInfo | None:
         info = backend.status(job)
         seen.add(info.status)
-        return info if info.status.terminal or info.status is JobStatus.UNKNOWN else None
+        return info if info.status.terminal or info.status is BackendState.UNKNOWN else None
 
-    return seen, wait_for(ended, f"{job.backend} job {job.job_id} to end", timeout)
+    return seen, wait_for(ended, what=f"{job.backend} job {job.job_id} to end", timeout=timeout, interval=0.5)
 
 
 def run_log(run_dir: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(run_dir.iterdir())
-                     if p.name in {"nextflow.out", "nextflow.err", "head.out", ".nextflow.log"})
+                     if p.name in {LOCAL_STDOUT_FILE, LOCAL_STDERR_FILE, SLURM_OUTPUT_FILE, LOG_FILE})
 
 
 class Replay:
@@ -243,7 +239,7 @@ def test_hostile_extra_directives_are_refused_before_anything_is_submitted(tmp_p
 
     assert (caught.value.status, caught.value.field) == (400, "/resources/extra_directives/1")
     assert replay.inputs == []
-    assert not (tmp_path / "head.json").exists()
+    assert not (tmp_path / HEAD_FILE).exists()
 
 
 @pytest.mark.parametrize("env,field", [({"X": "a\nb"}, "/env/X"), ({"BAD NAME": "1"}, "/env/BAD NAME"),
@@ -282,7 +278,7 @@ def test_sbatch_gets_the_script_on_stdin_and_its_parsable_id_is_recorded(tmp_pat
 
     assert (job.backend, job.job_id, job.execution_uuid, job.run_dir) == ("slurm", "47", "e7", str(tmp_path))
     assert replay.inputs[0].startswith("#!/usr/bin/env bash\n")
-    assert json.loads((tmp_path / "head.json").read_text())["job_id"] == "47"
+    assert json.loads((tmp_path / HEAD_FILE).read_text())["job_id"] == "47"
     assert BackendJob.from_json(json.loads(json.dumps(job.to_json()))) == job
 
 
@@ -313,37 +309,37 @@ def test_squeue_lines_become_job_infos() -> None:
     configuring = parse_squeue_line("CONFIGURING|None|2026-11-25T15:58:21|vm")
     completing = parse_squeue_line("COMPLETING|None|2026-11-25T15:48:21|vm")
 
-    assert (running.status, running.node, running.reason, running.queue_eta) == (JobStatus.RUNNING, "vm", None, None)
-    assert (pending.status, pending.reason, pending.node) == (JobStatus.PENDING, "Resources", None)
+    assert (running.status, running.node, running.reason, running.queue_eta) == (BackendState.RUNNING, "vm", None, None)
+    assert (pending.status, pending.reason, pending.node) == (BackendState.PENDING, "Resources", None)
     assert pending.queue_eta.isoformat(timespec="seconds").startswith("2026-11-25T15:58:21")
-    assert configuring.status is JobStatus.PENDING and completing.status is JobStatus.RUNNING
+    assert configuring.status is BackendState.PENDING and completing.status is BackendState.RUNNING
     assert parse_squeue_line("PENDING|Priority|N/A|").queue_eta is None
 
 
 def test_scontrol_records_give_the_final_state_and_exit_code() -> None:
-    assert parse_scontrol_job(SCONTROL_COMPLETED) == JobInfo(JobStatus.COMPLETED, 0, None, None, "vm")
-    assert parse_scontrol_job(SCONTROL_FAILED) == JobInfo(JobStatus.FAILED, 3, "NonZeroExitCode", None, "vm")
-    assert parse_scontrol_job(SCONTROL_CANCELLED) == JobInfo(JobStatus.CANCELLED, 143, None, None, "vm")
+    assert parse_scontrol_job(SCONTROL_COMPLETED) == JobInfo(BackendState.COMPLETED, 0, None, None, "vm")
+    assert parse_scontrol_job(SCONTROL_FAILED) == JobInfo(BackendState.FAILED, 3, "NonZeroExitCode", None, "vm")
+    assert parse_scontrol_job(SCONTROL_CANCELLED) == JobInfo(BackendState.CANCELLED, 143, None, None, "vm")
     for state in ["TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"]:
         assert parse_scontrol_job(SCONTROL_FAILED.replace("JobState=FAILED", f"JobState={state}")).status \
-            is JobStatus.FAILED
+            is BackendState.FAILED
 
 
 def test_status_walks_from_squeue_to_scontrol_to_the_run_dir(tmp_path: Path) -> None:
     job = slurm_job(tmp_path)
     listed = Replay((squeue("45"), 0, "RUNNING|None|2026-11-25T15:48:21|vm\n", ""))
-    assert SlurmBackend(FlowSettings(), runner=listed).status(job) == JobInfo(JobStatus.RUNNING, node="vm")
+    assert SlurmBackend(FlowSettings(), runner=listed).status(job) == JobInfo(BackendState.RUNNING, node="vm")
 
     finished = Replay((squeue("45"), 0, "", ""), (scontrol("45"), 0, SCONTROL_FAILED, ""))
     assert SlurmBackend(FlowSettings(), runner=finished).status(job).exit_code == 3
 
     purged = [(squeue("45"), 1, "", INVALID), (scontrol("45"), 1, "", INVALID)]
-    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is JobStatus.UNKNOWN
-    (tmp_path / "exit_code").write_text("0\n")
+    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is BackendState.UNKNOWN
+    (tmp_path / EXIT_CODE_FILE).write_text("0\n")
     info = SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job)
-    assert (info.status, info.exit_code) == (JobStatus.COMPLETED, 0)
-    (tmp_path / "exit_code").write_text("1\n")
-    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is JobStatus.FAILED
+    assert (info.status, info.exit_code) == (BackendState.COMPLETED, 0)
+    (tmp_path / EXIT_CODE_FILE).write_text("1\n")
+    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is BackendState.FAILED
 
     with pytest.raises(FlowError) as caught:
         SlurmBackend(FlowSettings(), runner=Replay((squeue("45"), 1, "", UNREACHABLE))).status(job)
@@ -378,16 +374,16 @@ def test_the_tiny_pipeline_runs_locally_from_running_to_completed(tmp_path: Path
     job = backend.submit(launch)
     seen, final = follow(backend, job)
 
-    assert JobStatus.RUNNING in seen
-    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert BackendState.RUNNING in seen
+    assert (final.status, final.exit_code) == (BackendState.COMPLETED, 0), run_log(launch.run_dir)
     assert_tiny_outputs(launch.run_dir)
-    assert (launch.run_dir / "exit_code").read_text() == "0\n"
+    assert (launch.run_dir / EXIT_CODE_FILE).read_text() == "0\n"
     assert job.pid_start_ticks is not None and job.boot_id
     assert not session_alive(int(job.job_id))
 
 
 def _task_started(run_dir: Path) -> bool:
-    return any((run_dir / "work").glob("*/*/.command.begin"))
+    return any((run_dir / WORK_DIR).glob("*/*/.command.begin"))
 
 
 def _processes_in(run_dir: Path) -> list[int]:
@@ -409,13 +405,13 @@ def test_cancelling_a_local_run_ends_it_and_leaves_no_process_behind(tmp_path: P
     launch = sleepy_launch(tmp_path)
     backend = LocalBackend()
     job = backend.submit(launch)
-    wait_for(lambda: _task_started(launch.run_dir), "a sleeping task to start")
-    assert backend.status(job).status is JobStatus.RUNNING
+    wait_for(lambda: _task_started(launch.run_dir), what="a sleeping task to start", timeout=RUN_TIMEOUT)
+    assert backend.status(job).status is BackendState.RUNNING
 
     backend.cancel(job)
 
     final = backend.status(job)
-    assert final.status is JobStatus.CANCELLED, (final, run_log(launch.run_dir))
+    assert final.status is BackendState.CANCELLED, (final, run_log(launch.run_dir))
     assert not session_alive(int(job.job_id))
     assert _processes_in(launch.run_dir) == []
 
@@ -441,11 +437,11 @@ def test_a_restarted_host_finds_a_local_run_and_follows_it_to_its_end(tmp_path: 
     assert found == submitted
     assert restarted.find(str(uuid.uuid4()), launch.run_dir) is None
     seen, final = follow(restarted, found)
-    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert (final.status, final.exit_code) == (BackendState.COMPLETED, 0), run_log(launch.run_dir)
     assert_tiny_outputs(launch.run_dir)
     # Once ended, a fresh instance still tells the same story from the exit_code file.
     assert LocalBackend().status(LocalBackend().find(launch.execution_uuid, launch.run_dir)).status \
-        is JobStatus.COMPLETED
+        is BackendState.COMPLETED
 
 
 def test_a_reused_pid_is_not_taken_for_the_run(tmp_path: Path) -> None:
@@ -454,11 +450,11 @@ def test_a_reused_pid_is_not_taken_for_the_run(tmp_path: Path) -> None:
                      pid_start=0.0, pid_start_ticks=1, boot_id=boot_id())
     backend = LocalBackend()
 
-    assert backend.status(job).status is JobStatus.UNKNOWN
-    (tmp_path / "exit_code").write_text("1\n")
-    assert backend.status(job) == JobInfo(JobStatus.FAILED, 1, "exit code recorded in the run directory")
+    assert backend.status(job).status is BackendState.UNKNOWN
+    (tmp_path / EXIT_CODE_FILE).write_text("1\n")
+    assert backend.status(job) == JobInfo(BackendState.FAILED, 1, "exit code recorded in the run directory")
     backend.cancel(job)  # must not signal this (unrelated) process
-    assert backend.status(job).status is JobStatus.CANCELLED  # a cancel was requested; 1 is read as cancelled
+    assert backend.status(job).status is BackendState.CANCELLED  # a cancel was requested; 1 is read as cancelled
 
 
 # --- real Slurm ---------------------------------------------------------------------------------------------------
@@ -470,16 +466,16 @@ def test_the_tiny_pipeline_runs_as_a_slurm_head_job_and_is_found_by_name(tmp_pat
 
     job = backend.submit(launch)
     # A restarted host that lost head.json still finds the job by its name while Slurm lists it.
-    (launch.run_dir / "head.json").rename(launch.run_dir / "head.json.away")
+    (launch.run_dir / HEAD_FILE).rename(launch.run_dir / "head.json.away")
     found = backend.find(launch.execution_uuid, launch.run_dir)
-    (launch.run_dir / "head.json.away").rename(launch.run_dir / "head.json")
+    (launch.run_dir / "head.json.away").rename(launch.run_dir / HEAD_FILE)
     seen, final = follow(backend, job)
 
     assert found is not None and found.job_id == job.job_id
-    assert seen & {JobStatus.PENDING, JobStatus.RUNNING}
-    assert (final.status, final.exit_code) == (JobStatus.COMPLETED, 0), run_log(launch.run_dir)
+    assert seen & {BackendState.PENDING, BackendState.RUNNING}
+    assert (final.status, final.exit_code) == (BackendState.COMPLETED, 0), run_log(launch.run_dir)
     assert_tiny_outputs(launch.run_dir)
-    assert (launch.run_dir / "exit_code").read_text() == "0\n"
+    assert (launch.run_dir / EXIT_CODE_FILE).read_text() == "0\n"
     assert backend.find(launch.execution_uuid, launch.run_dir) == job  # from head.json once it left squeue
 
 
@@ -489,20 +485,21 @@ def test_cancelling_a_slurm_run_cancels_the_head_job_and_its_task_jobs(tmp_path:
     launch = sleepy_launch(tmp_path, config=SLURM_TASKS_CONFIG)
     backend = SlurmBackend(FlowSettings())
     job = backend.submit(launch)
-    tasks = wait_for(lambda: len(ids := backend.task_jobs(job)) == 2 and ids, "both task jobs to be listed")
+    tasks = wait_for(lambda: backend.task_jobs(job), until=lambda ids: len(ids) == 2,
+                     what="both task jobs to be listed", timeout=RUN_TIMEOUT, interval=0.5)
 
     backend.cancel(job)
 
     seen, final = follow(backend, job)
-    assert final.status is JobStatus.CANCELLED, (final, run_log(launch.run_dir))
+    assert final.status is BackendState.CANCELLED, (final, run_log(launch.run_dir))
 
     def task_state(task_id: str) -> str:
         out = proc.run(["scontrol", "show", "job", task_id], check=False).stdout
-        return parse_scontrol_job(out).status if "JobState=" in out else JobStatus.UNKNOWN
+        return parse_scontrol_job(out).status if "JobState=" in out else BackendState.UNKNOWN
 
-    wait_for(lambda: all(task_state(t) is not JobStatus.RUNNING and task_state(t) is not JobStatus.PENDING
-                         for t in tasks), "the task jobs to end")
-    assert {task_state(t) for t in tasks} <= {JobStatus.CANCELLED, JobStatus.UNKNOWN}
+    wait_for(lambda: all(task_state(t) is not BackendState.RUNNING and task_state(t) is not BackendState.PENDING
+                         for t in tasks), what="the task jobs to end", timeout=RUN_TIMEOUT, interval=0.5)
+    assert {task_state(t) for t in tasks} <= {BackendState.CANCELLED, BackendState.UNKNOWN}
     assert backend.task_jobs(job) == []
 
 
@@ -512,11 +509,11 @@ def test_a_job_slurm_has_forgotten_is_judged_by_the_run_dir(tmp_path: Path, slur
     job = slurm_job(tmp_path, "987654321")
     backend = SlurmBackend(FlowSettings())
 
-    assert backend.status(job).status is JobStatus.UNKNOWN
-    (tmp_path / "exit_code").write_text("0\n")
-    assert backend.status(job).status is JobStatus.COMPLETED
-    (tmp_path / "exit_code").write_text("143\n")
-    assert backend.status(job).status is JobStatus.CANCELLED
+    assert backend.status(job).status is BackendState.UNKNOWN
+    (tmp_path / EXIT_CODE_FILE).write_text("0\n")
+    assert backend.status(job).status is BackendState.COMPLETED
+    (tmp_path / EXIT_CODE_FILE).write_text("143\n")
+    assert backend.status(job).status is BackendState.CANCELLED
     assert backend.eta(job) is None
     backend.cancel(job)  # already gone: nothing to do, no error
 

@@ -64,6 +64,7 @@ async def test_a_file_goes_up_in_chunks_and_comes_back_identical(connect_as, tmp
 
     assert (uploaded.filename, uploaded.type, uploaded.size) == ("S1_R1.fastq.gz", "fastq", source.stat().st_size)
     assert (uploaded.project, uploaded.sample, uploaded.origin) == (project.id, sample.id, "upload")
+    assert (uploaded.owner_name, uploaded.execution) == ("alice", None) and uploaded.owner_id == project.owner_id
     assert uploaded.sha256 == sha256_of(source)
     assert [p.name for p in await to_thread(alice.projects)] == ["RNA-seq"]
     assert (await to_thread(alice.project, "RNA-seq")).access == "admin"
@@ -206,7 +207,7 @@ async def test_a_run_launched_from_the_client_is_followed_read_and_resumed(conne
     assert run.progress["succeeded"] == 4
     assert await to_thread(run.provenance) == {"notebook": "analysis.ipynb", "cell": "c1"}
     tasks = await to_thread(lambda: run.tasks)
-    assert sorted(tasks["process"]) == ["GREET", "GREET", "GREET", "JOIN"] and set(tasks["status"]) == {"COMPLETED"}
+    assert sorted(tasks["process"]) == ["GREET", "GREET", "GREET", "JOIN"] and set(tasks["status"]) == {"succeeded"}
     assert str(tasks["finished_at"].dtype).startswith("datetime64")
     outputs = {f.filename: f for f in await to_thread(lambda: run.outputs)}
     assert set(outputs) == {"Ada.txt", "Grace.txt", "Linus.txt", "all.txt"}
@@ -227,7 +228,8 @@ async def test_a_run_launched_from_the_client_is_followed_read_and_resumed(conne
     again = await to_thread(run.resume)
     await to_thread(again.wait, 180, False)
     assert again.succeeded and again.session_id == run.session_id
-    assert set((await to_thread(lambda: again.tasks))["status"]) == {"CACHED"}
+    assert set((await to_thread(lambda: again.tasks))["status"]) == {"cached"}
+    assert again.resumed_from == run.id and {f.execution for f in outputs.values()} == {run.id}
     assert await to_thread(again.provenance) == {"notebook": "analysis.ipynb", "cell": "c1"}  # kept from the run
     differences = await to_thread(compare, run, again)
     assert differences["params"].empty and differences["versions"].loc["version"].tolist() == ["v1.0", "v1.0"]
@@ -273,6 +275,7 @@ async def test_a_sweep_runs_every_grid_point_and_compares_their_multiqc_numbers(
     assert [r["path"] for r in reports] == ["results/multiqc/multiqc_report.html"]
     url = await to_thread(low.report_url)
     assert url == f"/a%40b/flow/api/executions/{low.id}/reports/results/multiqc/multiqc_report.html"
+    assert reports[0]["url"] == url  # the server's relative URL, resolved against the client's base URL
     tables = await to_thread(low.multiqc)
     assert tables["general_stats"].loc["s1", "fastqc-percent_gc"] == 40
 
@@ -553,6 +556,7 @@ def test_without_the_widgets_a_run_shows_a_text_summary(monkeypatch, capsys) -> 
     from flow_jupyter.client import Execution
 
     monkeypatch.setitem(sys.modules, "flow_jupyter.widgets", None)  # `from flow_jupyter.widgets import …` fails
+    monkeypatch.setattr("flow_jupyter.client.display._factories", {})  # none registered by an earlier import
     registry = SimpleNamespace(version_info=lambda version: {"pipeline": "tiny", "ref": "v1.0"})
     run = Execution.from_json(registry, {"id": "0f3c", "status": "failed", "pipeline_version": 1,
                                          "error": "GREET exited with 1", "progress": {"succeeded": 2, "failed": 1}})

@@ -48,7 +48,8 @@ async def test_a_new_project_is_private_to_its_owner(people) -> None:
 
     assert created.code == 201
     project = created.json
-    assert (project["owner"], project["visibility"], project["access"]) == ("alice", "private", "admin")
+    assert (project["owner_name"], project["visibility"], project["access"]) == ("alice", "private", "admin")
+    assert isinstance(project["owner_id"], int) and "owner" not in project
     assert [p["name"] for p in (await alice.get("projects")).json["items"]] == ["RNA-seq 2026"]
     assert (await bob.get("projects")).json["items"] == []
     missing = await bob.get(f"projects/{project['id']}")
@@ -130,8 +131,9 @@ async def test_a_single_file_can_be_shared_without_its_project(people, add_file)
 
     await alice.post("shares", {"object_type": "datafile", "object_id": fid, "user": "bob"})
 
-    assert (await bob.get(f"files/{fid}")).json["filename"] == "tumour_R1.fastq.gz"
-    assert [f["id"] for f in (await bob.get("files")).json["items"]] == [fid]
+    shared = (await bob.get(f"files/{fid}")).json
+    assert (shared["filename"], shared["owner_name"], shared["execution"]) == ("tumour_R1.fastq.gz", "alice", None)
+    assert [(f["id"], f["owner_name"]) for f in (await bob.get("files")).json["items"]] == [(fid, "alice")]
     assert (await bob.get(f"projects/{pid}")).code == 404
     assert (await bob.patch(f"files/{fid}", {"filename": "mine.fastq.gz"})).code == 403
 
@@ -201,6 +203,31 @@ async def test_groups_are_managed_by_their_admins(people) -> None:
     assert last_admin.code == 400 and last_admin.error["reason"] == "last_admin"
     assert (await bob.delete(f"groups/{lab}/members/bob")).code == 204
     assert [g["name"] for g in (await bob.get("groups")).json["items"]] == []
+
+
+async def test_shares_and_members_are_lists_a_page_at_a_time(people) -> None:
+    alice, carol = people["alice"], people["carol"]
+    lab, pid = people["lab"], (await alice.post("projects", {"name": "shared"})).json["id"]
+    await alice.post(f"groups/{lab}/members", {"user": "carol"})
+    for grantee in ({"user": "bob"}, {"user": "carol"}, {"group": lab}):
+        assert (await alice.post("shares", {"object_type": "project", "object_id": pid, **grantee})).code == 201
+
+    async def every(path: str, **query) -> list[dict]:
+        items, after = [], None
+        while True:
+            page = (await alice.get(path, limit=2, after=after, **query)).json
+            assert set(page) == {"items", "next"} and len(page["items"]) <= 2
+            items += page["items"]
+            if (after := page["next"]) is None:
+                return items
+
+    shares = await every("shares", object_type="project", object_id=pid)
+    assert [(s.get("user"), s.get("group_name")) for s in shares] == [("bob", None), ("carol", None), (None, "lab")]
+    members = await every(f"groups/{lab}/members")
+    assert sorted((m["user"], m["role"]) for m in members) == [("alice", "admin"), ("bob", "member"),
+                                                               ("carol", "member")]
+    assert (await carol.get(f"groups/{people['core']}/members")).json["items"] == [{"user": "carol", "role": "admin"}]
+    assert (await alice.get(f"groups/{people['core']}/members")).code == 404  # not her group
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import update
 
 from conftest import TEST_USER_HEADER
+from waiting import wait_for_async
 from flow_jupyter.data.safeopen import signed64
-from flow_jupyter.data.downloads import build_zip_job, create_zip_job, expire_zips
+from flow_jupyter.data.zipjobs import build_zip_job, create_zip_job, expire_zips
 from flow_jupyter.data.files import register_file
 from flow_jupyter.db.models import DataFile, Group, Membership, Project, Sample, Share, Visibility
 from flow_jupyter.identity import Identity
@@ -114,13 +115,11 @@ def unzip(body: bytes) -> dict[str, bytes]:
 
 async def wait_for_job(user, job_id: int) -> dict:
     """Poll the job until it leaves pending/running (bounded, so a stuck job fails the test instead of hanging)."""
-    for _ in range(600):
-        reply = await user.get(f"jobs/{job_id}")
-        assert reply.code == 200, reply.body
-        if reply.json["status"] not in ("pending", "running"):
-            return reply.json
-        await asyncio.sleep(0.05)
-    pytest.fail(f"zip job {job_id} did not finish: {reply.json}")
+    reply = await wait_for_async(lambda: user.get(f"jobs/{job_id}"),
+                                 until=lambda r: r.code != 200 or r.json["status"] not in ("pending", "running"),
+                                 what=f"zip job {job_id} to finish", interval=0.05)
+    assert reply.code == 200, reply.body
+    return reply.json
 
 
 # --- one file ------------------------------------------------------------------------------------------------------
@@ -413,10 +412,8 @@ async def test_a_client_that_hangs_up_stops_the_zip_producer(api, host, jp_serve
     writer.close()
     await writer.wait_closed()
 
-    for _ in range(400):
-        if not any(t.is_alive() for t in producers):
-            break
-        await asyncio.sleep(0.05)
+    await wait_for_async(lambda: not any(t.is_alive() for t in producers), what="the zip producer to stop",
+                         interval=0.05)
     assert status.startswith(b"HTTP/1.1 200")
     assert len(producers) == 1
     assert not producers[0].is_alive()
@@ -486,7 +483,7 @@ async def test_a_deferred_zip_is_built_as_a_job_and_served_with_ranges(api, host
     assert queued.headers["Location"].endswith(f"/flow/api/jobs/{job_id}")
     job = await wait_for_job(alice, job_id)
     assert job["status"] == "succeeded", job
-    assert job["kind"] == "zip" and job["result"]["files"] == 2
+    assert job["kind"] == "zip" and job["result"]["files"] == 2 and job["owner_name"] == "alice"
 
     whole = await alice.get(f"jobs/{job_id}/content")
     assert whole.code == 200

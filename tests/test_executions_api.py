@@ -3,16 +3,15 @@ project, follow it to the end, list its tasks, find its outputs as data files, t
 and cancel a long run. Another user sees none of it. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_PIPELINE
+from waiting import wait_for_async
 from flow_jupyter.data.files import store_bytes
 from flow_jupyter.identity import Identity
 
@@ -67,12 +66,13 @@ async def arrange(api, jp_serverapp, tmp_path: Path) -> dict:
 
 
 async def wait_for(user, execution: str, statuses: set[str], timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = (await user.get(f"executions/{execution}")).json
-        if detail["status"] in statuses or time.monotonic() > deadline:
-            return detail
-        await asyncio.sleep(0.5)
+    """The execution's detail once its status is one of ``statuses``."""
+    async def detail() -> dict:
+        return (await user.get(f"executions/{execution}")).json
+
+    return await wait_for_async(detail, until=lambda d: d["status"] in statuses,
+                                what=f"execution {execution} to be {' or '.join(sorted(statuses))}",
+                                timeout=timeout, interval=0.5)
 
 
 @pytest.mark.nextflow
@@ -94,15 +94,20 @@ async def test_a_launch_runs_to_the_end_with_tasks_outputs_and_log_then_resumes_
     assert detail["session_id"] and detail["finished_at"] and detail["monitor"]["mode"] == "events"
     assert detail["progress"]["succeeded"] == 4
     tasks = (await alice.get(f"executions/{execution}/tasks")).json["items"]
-    assert len(tasks) == 4 and {t["status"] for t in tasks} == {"COMPLETED"}
+    assert len(tasks) == 4 and {t["status"] for t in tasks} == {"succeeded"}
     assert sorted(t["process"] for t in tasks) == ["GREET", "GREET", "GREET", "JOIN"]
     greet = (await alice.get(f"executions/{execution}/tasks", process="GREET")).json["items"]
     assert len(greet) == 3
+    done = (await alice.get(f"executions/{execution}/tasks", status="succeeded")).json["items"]
+    assert len(done) == 4 and (await alice.get(f"executions/{execution}/tasks", status="failed")).json["items"] == []
+    nextflows_word = await alice.get(f"executions/{execution}/tasks", status="COMPLETED")
+    assert (nextflows_word.code, nextflows_word.error["field"]) == (400, "status")  # one vocabulary: the API's
 
     files = (await alice.get("files", project=project)).json["items"]
     outputs = {f["filename"]: f for f in files if f["origin"] == "output"}
     assert set(outputs) == {"Ada.txt", "Grace.txt", "Linus.txt", "all.txt"}
-    assert len({f["execution"] for f in outputs.values()}) == 1 and outputs["all.txt"]["execution"] is not None
+    assert {f["execution"] for f in outputs.values()} == {execution}  # the run's uuid, never its row id
+    assert {f["owner_name"] for f in outputs.values()} == {"alice"}
     content = await alice.get(f"files/{outputs['all.txt']['id']}/content")
     assert content.code == 200 and content.body == b"Hi, Ada!\nHi, Grace!\nHi, Linus!\n"
 
@@ -112,6 +117,7 @@ async def test_a_launch_runs_to_the_end_with_tasks_outputs_and_log_then_resumes_
     assert rest["offset"] == log["next"]
     listed = (await alice.get("executions", project=project)).json["items"]
     assert [e["id"] for e in listed] == [execution]
+    assert (listed[0]["owner_name"], listed[0]["resumed_from"]) == ("alice", None) and "owner" not in listed[0]
 
     for method, path in [("GET", f"executions/{execution}"), ("GET", f"executions/{execution}/tasks"),
                          ("GET", f"executions/{execution}/log"), ("POST", f"executions/{execution}/cancel"),
@@ -124,9 +130,9 @@ async def test_a_launch_runs_to_the_end_with_tasks_outputs_and_log_then_resumes_
     assert resumed.code == 201, resumed.json
     again = await wait_for(alice, resumed.json["id"], TERMINAL)
     assert again["status"] == "succeeded", again
-    assert again["session_id"] == detail["session_id"]
+    assert again["session_id"] == detail["session_id"] and again["resumed_from"] == execution
     cached = (await alice.get(f"executions/{again['id']}/tasks")).json["items"]
-    assert len(cached) == 4 and {t["status"] for t in cached} == {"CACHED"}
+    assert len(cached) == 4 and {t["status"] for t in cached} == {"cached"}
     outputs_after = [f for f in (await alice.get("files", project=project)).json["items"] if f["origin"] == "output"]
     assert len(outputs_after) == 4  # each published file is registered once
 

@@ -9,11 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from conftest import TEST_USER_HEADER
 from test_executions_api import SLEEP_MAIN, TERMINAL, _repo, arrange, wait_for
+from waiting import wait_for_async
 
 from flow_jupyter.client import FlowClient
+from flow_jupyter.db.models import Execution
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_PIPELINE = ROOT / "tests" / "pipelines" / "echo_params"
@@ -24,6 +27,25 @@ def slurmctld(action: str) -> None:
     # By the pid scripts/slurm.sh recorded when it started it: never a process found by name.
     verb = "stop-controller" if action == "stop" else "start"
     subprocess.run([str(ROOT / "scripts" / "slurm.sh"), verb], check=True, capture_output=True, timeout=120)
+
+
+async def kept_after_a_try(user, host, execution: str) -> dict:
+    """The execution's detail once the manager has tried to submit it: it plans the run directory first, so a
+    'pending' status seen after that directory exists is the launch kept for another try (or an early end)."""
+    def planned() -> bool:
+        with host.db.session() as session:
+            run_dir = session.scalars(select(Execution.run_dir).where(Execution.uuid == execution)).one()
+        return host.storage.resolve(run_dir).is_dir()
+
+    async def probe() -> tuple[bool, dict]:
+        tried = await asyncio.to_thread(planned)  # first: then 'pending' cannot be the state before the first claim
+        return tried, (await user.get(f"executions/{execution}")).json
+
+    _, detail = await wait_for_async(
+        probe, until=lambda seen: (seen[0] and seen[1]["status"] == "pending")
+        or seen[1]["status"] not in {"pending", "submitted"},
+        what=f"the manager to try execution {execution} and keep it", timeout=120, interval=0.2)
+    return detail
 
 
 async def add_sleeper(api, tmp_path: Path, seconds: int = 600) -> None:
@@ -56,10 +78,10 @@ async def test_a_launch_while_slurm_is_down_answers_503_and_runs_when_slurm_is_b
                 client.launch, "tiny", {"names": {"datafile": launchable["names"]}},
                 project=launchable["project"], backend="slurm", provenance={})
         assert from_client.status == "pending"
-        await asyncio.sleep(2)  # the manager tries, and keeps them
-        waiting = (await alice.get(f"executions/{kept['id']}")).json
-        # Claimed for each retry ('submitted' while sbatch is tried), back to 'pending' in between; never failed.
-        assert waiting["status"] in {"pending", "submitted"} and "Slurm" in waiting["backend_error"], waiting
+        for execution in (kept["id"], from_client.id):  # the manager tries, and keeps them
+            waiting = await kept_after_a_try(alice, launchable["host"], execution)
+            # Claimed for each retry ('submitted' while sbatch is tried), back to 'pending' in between; never failed.
+            assert waiting["status"] in {"pending", "submitted"} and "Slurm" in waiting["backend_error"], waiting
     finally:
         slurmctld("start")
     for execution in (kept["id"], from_client.id):

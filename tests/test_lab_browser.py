@@ -186,8 +186,9 @@ def test_jupyterlab_shows_the_launcher_a_live_monitor_and_the_sandboxed_multiqc_
         # The monitor, once the run has ended: status succeeded, then — as the server tells it — a bar per process
         # and a row per task (the last refresh's widgets may still be arriving when the status turns).
         monitor = cells.nth(MONITOR).locator(".jp-OutputArea")
-        _wait(page, monitor.get_by_text("succeeded", exact=True), "the monitor's 'succeeded'", RUN_TIMEOUT_MS,
-              server, shots)
+        # The run's badge (a span), not a task row: tasks say "succeeded" too, while the run may still be going.
+        _wait(page, monitor.locator("span").get_by_text("succeeded", exact=True), "the monitor's 'succeeded'",
+              RUN_TIMEOUT_MS, server, shots)
         run = _the_only_execution(server)
         assert run["backend"] == "local"
         assert run["provenance"]["notebook"].endswith(NOTEBOOK), "launched from this notebook, and recorded so"

@@ -3,17 +3,18 @@ hostile parameter values reach the pipeline unchanged and nothing they contain i
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_PIPELINE
+from waiting import wait_for
 from flow_jupyter.errors import FlowError
-from flow_jupyter.execution.backends import JobStatus, LocalBackend, Resources
+from flow_jupyter.execution.backends import BackendState, LocalBackend, Resources
 from flow_jupyter.execution.launch import plan_run
 from flow_jupyter.execution.monitor import Monitor
+from flow_jupyter.execution.runfiles import CONFIG_FILE, EVENTS_FILE, LOG_FILE, PARAMS_FILE, TRACE_FILE
 
 ECHO_PIPELINE = TINY_PIPELINE.parent / "echo_params"
 
@@ -34,11 +35,11 @@ def test_the_plan_holds_user_values_only_in_the_params_file(tmp_path: Path) -> N
 
     assert plan.argv[:2] == ["nextflow", "-log"] and "-params-file" in plan.argv
     assert not any(str(canary) in arg for arg in plan.argv)
-    config = (tmp_path / "run" / "flow.config").read_text()
+    config = (tmp_path / "run" / CONFIG_FILE).read_text()
     assert "nf-flow@" in config and "executor = 'slurm'" in config
     assert "debug" not in config and "lab" not in config and str(canary) not in config
     assert plan.env["FLOW_TASK_QUEUE"] == "debug" and plan.env["FLOW_TASK_ACCOUNT"] == "lab"
-    written = json.loads((tmp_path / "run" / "params.json").read_text())
+    written = json.loads((tmp_path / "run" / PARAMS_FILE).read_text())
     assert written["note"] == hostile(canary)["note"] and written["nested"] == {"key": "dotted names become objects"}
 
 
@@ -59,11 +60,10 @@ def test_hostile_values_arrive_unchanged_and_the_plugin_reports_the_run(tmp_path
     backend = LocalBackend()
 
     job = backend.submit(plan.launch(str(uuid.uuid4())))
-    deadline = time.monotonic() + 240
-    while not (info := backend.status(job)).status.terminal and time.monotonic() < deadline:
-        time.sleep(0.5)
+    info = wait_for(lambda: backend.status(job), until=lambda i: i.status.terminal, what="the echo run to end",
+                    timeout=240, interval=0.5)
 
-    assert info.status == JobStatus.COMPLETED, (run_dir / ".nextflow.log").read_text()[-3000:]
+    assert info.status == BackendState.COMPLETED, (run_dir / LOG_FILE).read_text()[-3000:]
     echoed = json.loads((run_dir / "results" / "echo.json").read_text())
     assert echoed == {"greeting": params["greeting"], "note": params["note"],
                       "nested": {"key": "dotted names become objects"}}
@@ -87,12 +87,11 @@ def test_a_resumed_launch_takes_its_tasks_from_the_cache(tmp_path: Path) -> None
         plan = plan_run(pipeline_dir=TINY_PIPELINE, run_dir=run_dir, params=params, executor="local",
                         resume_session=resume)
         plan.write()
-        (run_dir / "events.ndjson").unlink(missing_ok=True)
-        (run_dir / "trace.txt").unlink(missing_ok=True)
+        (run_dir / EVENTS_FILE).unlink(missing_ok=True)
+        (run_dir / TRACE_FILE).unlink(missing_ok=True)
         job = backend.submit(plan.launch(str(uuid.uuid4())))
-        deadline = time.monotonic() + 240
-        while not backend.status(job).status.terminal and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_for(lambda: backend.status(job), until=lambda i: i.status.terminal, what="the tiny run to end",
+                 timeout=240, interval=0.5)
         monitor = Monitor(run_dir)
         monitor.poll()
         return monitor

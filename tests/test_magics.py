@@ -1,6 +1,8 @@
 """``%flow`` / ``%%flow`` in a real IPython shell: every subcommand against the real test server (upload, list,
-launch a real Nextflow run, follow it, read its log, show its report, resume and cancel), server refusals printed
-as ``reason: message (field)``, and bad arguments answered with a usage line — never a traceback.
+launch a real Nextflow run, follow it, read its log, show its report, resume and cancel). A failing magic fails its
+cell, so "Run All" stops there: bad arguments raise IPython's UsageError (one message with the usage line), server
+refusals raise the client's FlowError (shown as ``FlowError: reason: message (field)``) — never a traceback, and
+never a quiet None.
 
 The magics call the client synchronously, like a notebook cell; the server runs on the test's event loop, so each
 magic runs through ``asyncio.to_thread``. SQLite only: the magics speak HTTP (the API's own tests cover PostgreSQL).
@@ -13,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import TEST_USER_HEADER, TINY_PIPELINE
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from test_executions_api import _repo
 
-from flow_jupyter.client import DataFile, Execution, FlowClient
+from flow_jupyter.client import DataFile, Execution, FlowClient, FlowError
 from flow_jupyter.magics import FlowMagics, coerce, split_params
 from flow_jupyter.widgets import ReportViewer
 
@@ -72,28 +75,39 @@ def flow(flow_magics):
     "upload", "run tiny --backend moon", "run tiny --project", 'run tiny --greeting "unclosed', "cancel",
     "resume", "report", "upload /no/such/file.fastq --project p",
 ])
-def test_bad_arguments_print_a_usage_line_and_raise_nothing(flow_magics, capsys, line) -> None:
+def test_bad_arguments_raise_a_usage_error_with_the_usage_line(flow_magics, line) -> None:
     flow_magics.client = NoServer()
     shell = InteractiveShell.instance()
 
-    result = shell.run_line_magic("flow", line)
+    with pytest.raises(UsageError) as mistake:
+        shell.run_line_magic("flow", line)
 
+    assert type(mistake.value) is UsageError  # the exact class is what IPython shows without a traceback
+    assert "usage: %flow" in str(mistake.value), str(mistake.value)
+
+
+def test_a_bad_argument_fails_its_cell_with_one_short_message(flow_magics, capsys) -> None:
+    flow_magics.client = NoServer()
+    shell = InteractiveShell.instance()
+
+    result = shell.run_cell("run = %flow run tiny -p greeting")
+
+    assert result.success is False and isinstance(result.error_in_exec, UsageError)
     out = capsys.readouterr()
-    assert result is None
-    assert "usage: %flow" in out.err or out.err.startswith("%flow {"), out.err
-    assert "%flow: error:" in out.err and "Traceback" not in out.err + out.out
+    assert out.err.startswith("UsageError: -p takes NAME=VALUE, not 'greeting'\nusage: %flow run PIPELINE"), out.err
+    assert "Traceback" not in out.err + out.out and "run" not in shell.user_ns
 
 
-def test_a_cell_body_is_only_for_run_and_must_be_a_yaml_mapping(flow_magics, capsys) -> None:
+def test_a_cell_body_is_only_for_run_and_must_be_a_yaml_mapping(flow_magics) -> None:
     flow_magics.client = NoServer()
     shell = InteractiveShell.instance()
 
-    assert shell.run_cell_magic("flow", "ls", "names: x\n") is None
-    assert "only `%%flow run`" in capsys.readouterr().err
-    assert shell.run_cell_magic("flow", "run tiny --project p", "- just\n- a list\n") is None
-    assert "YAML mapping" in capsys.readouterr().err
-    assert shell.run_cell_magic("flow", "run tiny --project p", "names: [unclosed\n") is None
-    assert "not YAML" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="only `%%flow run`"):
+        shell.run_cell_magic("flow", "ls", "names: x\n")
+    with pytest.raises(UsageError, match="YAML mapping"):
+        shell.run_cell_magic("flow", "run tiny --project p", "- just\n- a list\n")
+    with pytest.raises(UsageError, match="not YAML"):
+        shell.run_cell_magic("flow", "run tiny --project p", "names: [unclosed\n")
 
 
 def test_help_lists_every_subcommand(flow_magics, capsys) -> None:
@@ -172,27 +186,47 @@ async def test_every_subcommand_against_the_server(flow, flow_magics, alice, api
         assert launched.status == "cancelled", launched.raw
 
 
-async def test_server_refusals_print_reason_message_and_field_and_return_none(flow, flow_magics, alice,
-                                                                            capsys, tmp_path) -> None:
+async def test_server_refusals_raise_the_clients_error_with_reason_and_field(flow, flow_magics, alice,
+                                                                           tmp_path) -> None:
     flow_magics.client = alice
     await to_thread(alice.create_project, "demo runs")
     await to_thread(alice.create_project, "other")
 
-    assert await flow("run demo --project 'demo runs' --min_quality 99 --input samples.txt") is None
-    err = capsys.readouterr().err
-    assert err.startswith("invalid_params: ") and "(/" in err.splitlines()[0]
-    assert "/min_quality:" in err and "/input:" in err and "Traceback" not in err  # 99 was sent as a number
+    with pytest.raises(FlowError) as refused:
+        await flow("run demo --project 'demo runs' --min_quality 99 --input samples.txt")
+    assert (refused.value.status, refused.value.reason) == (400, "invalid_params")
+    assert refused.value.field.startswith("/")
+    assert {"/min_quality", "/input"} <= {e["field"] for e in refused.value.errors}  # 99 was sent as a number
 
-    assert await flow("status 3f1c0a4e-0000-4000-8000-000000000000") is None
-    assert capsys.readouterr().err.startswith("not_found: ")
-    assert await flow("run nosuch --project other") is None
-    assert capsys.readouterr().err.startswith("not_found: ")
-    assert await flow("run demo") is None  # two projects: which one?
-    assert "give --project (your projects: demo runs, other)" in capsys.readouterr().err
+    with pytest.raises(FlowError) as missing:
+        await flow("status 3f1c0a4e-0000-4000-8000-000000000000")
+    assert (missing.value.status, missing.value.reason) == (404, "not_found")
+    with pytest.raises(FlowError, match="not_found"):
+        await flow("run nosuch --project other")
+    with pytest.raises(UsageError, match=r"give --project \(your projects: demo runs, other\)"):
+        await flow("run demo")  # two projects: which one?
 
     sheet = tmp_path / "samples.csv"  # where the server cannot read the kernel's disk, local files go up first
     sheet.write_text("sample,fastq_1,fastq_2\n")
     flow_magics.upload_local_paths = True
-    assert await flow(f"run demo --project other --input {sheet} --min_quality 99") is None
-    assert "/min_quality:" in capsys.readouterr().err
+    with pytest.raises(FlowError) as refused:
+        await flow(f"run demo --project other --input {sheet} --min_quality 99")
+    assert "/min_quality" in {e["field"] for e in refused.value.errors}
     assert [f.filename for f in await to_thread(alice.files, project="other")] == ["samples.csv"]
+
+
+async def test_a_refused_run_fails_its_cell_and_shows_the_refusal_not_a_traceback(flow_magics, alice,
+                                                                                  capsys) -> None:
+    flow_magics.client = alice
+    await to_thread(alice.create_project, "demo runs")
+    shell = InteractiveShell.instance()
+    shell.user_ns.pop("run", None)
+
+    result = await to_thread(shell.run_cell, "run = %flow run demo --project 'demo runs' --min_quality 99")
+
+    assert result.success is False and isinstance(result.error_in_exec, FlowError)
+    assert result.error_in_exec.reason == "invalid_params"
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "FlowError: invalid_params: " in text and "  /min_quality: " in text
+    assert "Traceback" not in text and "run" not in shell.user_ns  # never a quiet `run = None`

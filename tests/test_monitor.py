@@ -16,17 +16,20 @@ import json
 import os
 import signal
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_PIPELINE
-from flow_jupyter.execution.monitor import (
-    EVENTS_FILE, LOG_FILE, MAX_LINE, TRACE_FILE, Changes, Monitor, RunState, Tail, TailPosition, classify_log_line,
-    hash_from_workdir, load, parse_duration_ms, parse_memory_bytes, parse_task_completed, split_task_name, watch,
+from waiting import wait_for
+from flow_jupyter.execution.monitor import Changes, Monitor, load, watch
+from flow_jupyter.execution.parsers import (
+    classify_log_line, hash_from_workdir, parse_duration_ms, parse_memory_bytes, parse_task_completed, split_task_name,
 )
+from flow_jupyter.execution.runfiles import EVENTS_FILE, LOG_FILE, TRACE_FILE, WORK_DIR
+from flow_jupyter.execution.runstate import RunState
+from flow_jupyter.execution.tailing import MAX_LINE, Tail, TailPosition
 
 NAMES = ["Ada", "Grace", "Rosalind"]
 SOURCES = (EVENTS_FILE, TRACE_FILE, LOG_FILE)
@@ -69,7 +72,7 @@ def _env() -> dict[str, str]:
 
 
 def _argv(run_dir: Path, script: Path, *extra: str) -> list[str]:
-    return ["nextflow", "-log", str(run_dir / LOG_FILE), "run", str(script), "-work-dir", str(run_dir / "work"),
+    return ["nextflow", "-log", str(run_dir / LOG_FILE), "run", str(script), "-work-dir", str(run_dir / WORK_DIR),
             "-with-trace", str(run_dir / TRACE_FILE), *extra]
 
 
@@ -122,7 +125,7 @@ def _write_events(run_dir: Path, success: bool) -> None:
     def emit(event: str, when: int, **fields) -> None:
         lines.append({"v": 1, "event": event, "time": when, "run_name": run_name, "session_id": session_id, **fields})
 
-    emit("flow_create", first - 2000, resumed=False, work_dir=str(run_dir / "work"), launch_dir=str(run_dir),
+    emit("flow_create", first - 2000, resumed=False, work_dir=str(run_dir / WORK_DIR), launch_dir=str(run_dir),
          nextflow_version="24.10.0")
     emit("flow_begin", first - 1000)
     for process in sorted({split_task_name(row["name"])[0] for row in rows}):
@@ -131,7 +134,7 @@ def _write_events(run_dir: Path, success: bool) -> None:
         process, tag = split_task_name(row["name"])
         submit = _ms(row["submit"])
         duration, realtime = parse_duration_ms(row["duration"]), parse_duration_ms(row["realtime"])
-        workdir = glob.glob(str(run_dir / "work" / (row["hash"] + "*")))[0]
+        workdir = glob.glob(str(run_dir / WORK_DIR / (row["hash"] + "*")))[0]
         task = {"task_id": int(row["task_id"]), "hash": row["hash"], "native_id": row["native_id"],
                 "name": row["name"], "process": process, "tag": tag, "workdir": workdir, "attempt": 1,
                 "submit": submit, "executor": "local"}
@@ -436,11 +439,12 @@ def test_a_live_run_is_followed_while_it_runs_and_a_sigterm_is_a_cancel(tmp_path
 
 
 def _poll_until(monitor: Monitor, condition, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, monitor.state.to_dict()
+    """Poll the monitor until ``condition()`` holds; a timeout shows the state it reached."""
+    def state() -> dict:
         monitor.poll()
-        time.sleep(0.2)
+        return monitor.state.to_dict()
+
+    wait_for(state, until=lambda _: condition(), what="the monitor's state to change", timeout=limit, interval=0.2)
 
 
 def _final_state_of(src: Path, names: tuple[str, ...], dst: Path) -> dict:

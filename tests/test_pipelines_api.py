@@ -98,6 +98,31 @@ async def test_an_admin_registers_a_git_pipeline_and_its_second_version(admin, a
     assert next(p for p in listing if p["name"] == "demo")["curated"] is True
 
 
+async def test_the_registry_its_versions_and_refs_are_lists_a_page_at_a_time(admin, api, greeter_repo) -> None:
+    await admin.post("pipelines", {"source": str(greeter_repo), "ref": "v1.0"})
+    await admin.post("pipelines/greeter/versions", {"ref": "v2.0"})
+    alice = api.as_user("alice")
+
+    async def every(path: str) -> list[dict]:
+        """Follows ``next`` one item at a time: each list honours ``limit`` and pages to its end."""
+        items, after = [], None
+        while True:
+            page = (await alice.get(path, limit=1, after=after)).json
+            assert set(page) == {"items", "next"} and len(page["items"]) <= 1
+            items += page["items"]
+            if page["next"] is None:
+                return items
+            after = page["next"]
+
+    assert [p["name"] for p in await every("pipelines")] == ["demo", "greeter"]  # by name
+    assert [v["ref"] for v in await every("pipelines/greeter/versions")] == ["v1.0", "v2.0"]  # oldest first
+    refs = await every("pipelines/greeter/refs")
+    assert [(r["name"], r["kind"]) for r in refs] == [("v1.0", "tag"), ("v2.0", "tag"), ("main", "branch")]
+    assert [r["kind"] for r in await every("pipelines/demo/refs")] == ["release"]
+    too_many = await alice.get("pipelines", limit=100_000)
+    assert (too_many.code, too_many.error["reason"], too_many.error["field"]) == (400, "bad_request", "limit")
+
+
 async def test_each_version_has_the_form_of_its_own_schema(admin, greeter_repo) -> None:
     await admin.post("pipelines", {"source": str(greeter_repo), "ref": "v1.0"})
     await admin.post("pipelines/greeter/versions", {"ref": "v2.0"})

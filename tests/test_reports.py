@@ -189,3 +189,61 @@ def test_sandboxed_html_gets_its_storage_shim_before_any_report_script(run_outdi
     shim_at = prepared.find(b"localStorage")
     assert 0 < shim_at < prepared.find(b"<script", prepared.find(b"</script>", shim_at))
     assert len(prepared) > len(html) and sandbox_html(b"<p>x</p>").endswith(b"<p>x</p>")
+
+
+# --- through the API: a run's reports are a list with URLs relative to the API root ------------------------------
+
+
+def _plant_run_with_reports(host, paths: list[str]) -> str:
+    """Alice's finished demo run that published an HTML report at each run-relative path; its uuid."""
+    import hashlib
+    import uuid
+
+    from sqlalchemy import select
+
+    from flow_jupyter.db.models import DataFile, Execution, Origin, Pipeline, PipelineVersion, Project
+    from flow_jupyter.identity import Identity
+
+    run = str(uuid.uuid4())
+    run_dir = f"executions/{run}"
+
+    def create(session, actor) -> None:
+        project = Project(name="liver", owner_id=actor.user_id)
+        version = session.scalar(select(PipelineVersion).join(Pipeline).where(Pipeline.name == "demo"))
+        session.add(project)
+        session.flush()
+        execution = Execution(uuid=run, owner_id=actor.user_id, project_id=project.id, params={},
+                              pipeline_version_id=version.id, status="succeeded", backend="local", run_dir=run_dir)
+        session.add(execution)
+        session.flush()
+        for path in paths:
+            stored = host.storage.resolve(f"{run_dir}/{path}")
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            stored.write_text(f"<html><head></head><body>{path}</body></html>")
+            data = stored.read_bytes()
+            session.add(DataFile(owner_id=actor.user_id, project_id=project.id, filename=stored.name, size=len(data),
+                                 sha256=hashlib.sha256(data).hexdigest(), storage_path=f"{run_dir}/{path}",
+                                 run_path=path, origin=Origin.output, execution_id=execution.id))
+
+    host.run_as(Identity("alice"), create)
+    return run
+
+
+async def test_a_runs_reports_page_by_spec_then_path_with_urls_relative_to_the_api_root(api, jp_serverapp) -> None:
+    from urllib.parse import unquote
+
+    alice = api.as_user("alice")
+    assert (await alice.get("projects")).code == 200  # alice has used Flow once
+    run = _plant_run_with_reports(jp_serverapp.web_app.settings["flow"],
+                                  ["results/multiqc/multiqc_report.html", "results/a b/multiqc_report.html"])
+
+    first = (await alice.get(f"executions/{run}/reports", limit=1)).json
+    second = (await alice.get(f"executions/{run}/reports", limit=1, after=first["next"])).json
+
+    assert [r["path"] for r in first["items"] + second["items"]] == ["results/a b/multiqc_report.html",
+                                                                     "results/multiqc/multiqc_report.html"]
+    assert second["next"] is None
+    url = first["items"][0]["url"]
+    assert url == f"executions/{run}/reports/results/a%20b/multiqc_report.html"  # no /flow/api/ prefix, quoted
+    shown = await alice.get(unquote(url))
+    assert shown.code == 200 and b"results/a b/multiqc_report.html" in shown.body

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from flow_jupyter.errors import FlowError
+from flow_jupyter.pipelines.nfconfig import parse_config_flat, parse_groovy_literal
 from flow_jupyter.pipelines.schema import (WIDGETS, datafile_references, default_problems, file_params, form_default,
-                                           form_model,
-                                           form_model_from_params, load_schema, parse_config_flat,
-                                           parse_groovy_literal, validate_params)
+                                           form_model, form_model_from_params, load_schema, validate_params)
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "nf-schemas"
 SCHEMA_FILES = sorted(CORPUS.glob("*/nextflow_schema.json"))

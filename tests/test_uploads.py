@@ -16,6 +16,7 @@ import pytest
 from conftest import TEST_USER_HEADER
 from flowapi import Reply, UserAPI
 from sqlalchemy import func, select
+from waiting import wait_for_async
 
 from flow_jupyter.data import uploads as svc
 from flow_jupyter.db.models import DataFile, Level, Project, Sample, Share, Upload, UploadState, User
@@ -255,17 +256,14 @@ async def test_an_interrupted_body_keeps_the_bytes_that_arrived(host, project, a
                "Upload-Offset: 0\r\nContent-Length: 1000000\r\n\r\n")
     writer.write(request.encode() + half)
     await writer.drain()
-    while partial_size(host, upload_id) < len(half):  # the server has written what we sent
-        await asyncio.sleep(0.05)
+    await wait_for_async(lambda: partial_size(host, upload_id), until=lambda size: size >= len(half),
+                         what="the server to write what was sent")
     writer.close()  # the client dies mid-body
 
-    offset = "0"
-    for _ in range(200):  # the server keeps the bytes on a worker thread; wait until HEAD shows them
-        offset = (await head(alice, upload_id)).headers["Upload-Offset"]
-        if offset != "0":
-            break
-        await asyncio.sleep(0.05)
-    assert offset == str(len(half))
+    # The server keeps the bytes on a worker thread; HEAD shows them once it has.
+    kept = await wait_for_async(lambda: head(alice, upload_id), until=lambda r: r.headers["Upload-Offset"] != "0",
+                                what="HEAD to show the bytes kept")
+    assert kept.headers["Upload-Offset"] == str(len(half))
     assert host.storage.partial_path(upload_id).read_bytes() == half
 
 
@@ -506,8 +504,8 @@ async def test_two_concurrent_patches_at_the_same_offset_give_one_204(host, proj
 
     holding = asyncio.ensure_future(holder())
     await first_half_sent.wait()
-    while partial_size(host, upload_id) < 50_000:
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: partial_size(host, upload_id), until=lambda size: size >= 50_000,
+                         what="the first half to reach the disk", interval=0.01)
     rival = await patch(alice, upload_id, 0, os.urandom(100_000))
     other_answered.set()
     held = await holding

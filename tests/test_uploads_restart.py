@@ -9,7 +9,6 @@ import base64
 import hashlib
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import requests
 from conftest import TEST_USER_HEADER
 from serverproc import TOKEN, Server, running
 from sqlalchemy import create_engine, select
+from waiting import wait_for
 
 from flow_jupyter.config import FlowSettings
 from flow_jupyter.db.models import DataFile, Project, Upload, UploadState
@@ -68,9 +68,8 @@ def _start_unacknowledged_chunk(server: Server, location: str, offset: int, part
             f"{TEST_USER_HEADER}: alice\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
             f"Upload-Offset: {offset}\r\nContent-Length: {len(data) * 2}\r\n\r\n")
     sock.sendall(head.encode() + data)
-    deadline = time.monotonic() + 60
-    while partial.stat().st_size < offset + len(data) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: partial.stat().st_size, until=lambda size: size >= offset + len(data),
+             what="the server to write the chunk's first half", interval=0.05)
     assert partial.stat().st_size == offset + len(data)  # written, but never acknowledged
     return sock
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -20,6 +19,7 @@ import pytest
 import requests
 from conftest import TEST_USER_HEADER, TINY_PIPELINE
 from test_executions_api import _repo
+from waiting import wait_for_async
 
 from flow_jupyter.client import FlowClient
 from flow_jupyter.data.files import store_bytes
@@ -72,10 +72,8 @@ def inside(widget: widgets.Widget, root: widgets.Widget) -> bool:
 
 
 async def until(condition, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.25)
+    """Let the event loop (and the widgets' pollers on it) run until ``condition()`` holds."""
+    await wait_for_async(condition, what="the widget to get there", timeout=timeout, interval=0.05)
 
 
 # --- the launch form ------------------------------------------------------------------------------------------
@@ -257,7 +255,7 @@ async def test_a_run_launched_from_the_form_is_followed_cancelled_resumed_and_it
     assert monitor.status == "succeeded" and "succeeded" in monitor.status_line.value
     assert (monitor.progress.value, monitor.progress.max) == (4, 4) and monitor.progress.bar_style == "success"
     assert monitor.process_progress == {"GREET": (3, 3), "JOIN": (1, 1)}
-    assert monitor.task_table.value.count("GREET") == 3 and "COMPLETED" in monitor.task_table.value
+    assert monitor.task_table.value.count("GREET") == 3 and "succeeded" in monitor.task_table.value
     assert "nextflow" in monitor.log_text.lower() and monitor.log_view.value.startswith("<pre")
     assert monitor.cancel_button.disabled and not monitor.resume_button.disabled
     assert run.status == "succeeded", "the monitor keeps the user's Execution object current"
@@ -337,8 +335,14 @@ async def test_the_poller_runs_on_the_event_loop_fetching_on_a_worker_thread_unt
     assert rounds == [0, 1, 2]
     assert set(applied_on) == {loop_thread} and loop_thread not in fetched_on
 
-    endless = Poller(lambda: None, lambda _: True, interval=0.01)
+    endless_rounds = []
+
+    def keep_going(_) -> bool:
+        endless_rounds.append(None)
+        return True
+
+    endless = Poller(lambda: None, keep_going, interval=0.01)
     endless.start()
-    await asyncio.sleep(0.05)
+    await until(lambda: len(endless_rounds) >= 2, timeout=10)
     endless.stop()  # what closing a widget does
     await until(lambda: not endless.running, timeout=10)

@@ -6,22 +6,21 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import jsonschema
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import FlowError, bad_request
+from ..errors import FlowError, bad_request, status_reason
 from ..identity import Identity
 from ..metrics import observe_request
+from ..seams import Host
+from .responses import check_reply
+from .routes import allowed_methods
 
 T = TypeVar("T")
-_STATUS_REASONS = {
-    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "too_large", 500: "internal_error", 503: "unavailable", 507: "insufficient_storage",
-}
 
 
 class FlowHandler(APIHandler):
@@ -39,7 +38,7 @@ class FlowHandler(APIHandler):
         super().on_finish()
 
     @property
-    def flow(self) -> Any:
+    def flow(self) -> Host:
         """The host's services (settings, db, storage, health), set up once by the extension or the hub service."""
         return self.settings["flow"]
 
@@ -95,16 +94,34 @@ class FlowHandler(APIHandler):
         settings = self.flow.settings
         return self.int_argument("limit", settings.page_size_default, 1, settings.page_size_max)  # type: ignore
 
+    def page_args(self) -> tuple[str | None, int]:
+        """``?after=`` and ``?limit=`` of a list request: every list answers ``{"items", "next"}`` one page at a
+        time, ``next`` being the ``after`` of the following page."""
+        return self.get_query_argument("after", None), self.page_limit()
+
+    def choice_argument(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str | None:
+        """A query argument that must be one word of a vocabulary (e.g. a status); 400 naming the words otherwise."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        if raw not in choices:
+            raise bad_request(f"'{name}' must be one of {', '.join(choices)}.", field=name, reason="invalid_field")
+        return raw
+
     def no_content(self) -> None:
         self.set_status(204)
         self.finish()
 
     def write_json(self, body: Any, status: int = 200) -> None:
         """Strict JSON only: NaN/Infinity are not JSON and break every viewer, so a non-finite float that reached a
-        reply anyway (e.g. a pandas gap in a sample sheet) is sent as null, never as a bare ``NaN`` token."""
+        reply anyway (e.g. a pandas gap in a sample sheet) is sent as null, never as a bare ``NaN`` token.
+        With ``validate_responses`` on, the text is first checked against the route's response schema."""
+        text = dumps_strict(body)
+        if self.flow.settings.validate_responses:
+            check_reply(type(self), (self.request.method or "").lower(), status, text)
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps_strict(body))
+        self.finish(text)
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, FlowError):  # a client's mistake, not a server fault: one short line
@@ -120,9 +137,13 @@ class FlowHandler(APIHandler):
             return
         if isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code == 405:  # a known path, a verb it does not have: say which it has
+            allowed = allowed_methods(type(self))
+            self.set_header("Allow", ", ".join(allowed))
+            message = f"{self.request.method} is not allowed here; allowed: {', '.join(allowed)}."
         else:
             message = self._reason
-        error = {"reason": _STATUS_REASONS.get(status_code, "error"), "message": message}
+        error = {"reason": status_reason(status_code), "message": message}
         self.finish(json.dumps({"error": error}))
 
 
@@ -294,7 +315,9 @@ def dumps_strict(body: Any) -> str:
 
 def _schema_error(error: jsonschema.ValidationError) -> FlowError:
     pointer = json_pointer(list(error.absolute_path))
-    if error.validator == "additionalProperties":
+    # an additionalProperties error is always about an object, judged by an object schema (never a bool one)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping) \
+            and isinstance(error.schema, Mapping):
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         field = json_pointer([*error.absolute_path, extra[0]]) if extra else pointer
         return bad_request(f"Unknown field '{_quote(extra[0]) if extra else '?'}'.", field=field,

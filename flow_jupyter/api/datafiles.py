@@ -15,7 +15,7 @@ class FilesHandler(FlowHandler):
     @authorized
     async def get(self) -> None:
         self.write_json(await self.call(
-            files.list_files, self.get_query_argument("after", None), self.page_limit(),
+            files.list_files, *self.page_args(),
             project=self.int_argument("project", minimum=1), sample=self.int_argument("sample", minimum=1),
             name_prefix=self.get_query_argument("name", None), file_type_=self.get_query_argument("type", None),
             execution=self.get_query_argument("execution", None),

@@ -1,6 +1,7 @@
 """Downloads: one data file (with Range), bulk and project zips streamed as they are made, deferred zip jobs.
 
-Rights are checked in data/downloads.py before the first byte; these handlers only speak HTTP. Every download is
+Rights are checked in data/downloads.py before the first byte (bytes: data/streaming.py, zips: data/zipstream.py,
+deferred zips: data/zipjobs.py); these handlers only speak HTTP. Every download is
 served with ``Content-Security-Policy: sandbox`` and ``nosniff`` as an attachment, so a stored HTML file can never
 run in Jupyter's origin.
 """
@@ -13,7 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..data import downloads
+from ..data import downloads, streaming, zipjobs, zipstream
 from ..errors import FlowError
 from ..metrics import DOWNLOAD_BYTES
 from .base import FlowHandler
@@ -22,7 +23,7 @@ from .base import FlowHandler
 class DownloadHandler(FlowHandler):
     """Shared by every download: the sandboxing headers and the two ways of sending bytes."""
 
-    _zip: downloads.ThreadedStream | None = None
+    _zip: zipstream.ThreadedStream | None = None
 
     @property
     def content_security_policy(self) -> str:
@@ -30,17 +31,17 @@ class DownloadHandler(FlowHandler):
 
     def _attachment_headers(self, filename: str, media_type: str) -> None:
         self.set_header("Content-Type", media_type)
-        self.set_header("Content-Disposition", downloads.content_disposition(filename))
+        self.set_header("Content-Disposition", streaming.content_disposition(filename))
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Security-Policy", "sandbox")
 
-    async def serve_file(self, target: downloads.Servable, include_body: bool) -> None:
+    async def serve_file(self, target: streaming.Servable, include_body: bool) -> None:
         """Answer GET/HEAD for one stored file: conditional requests, a single byte range, streamed in chunks."""
-        handle, info = await asyncio.to_thread(downloads.open_servable, target)
+        handle, info = await asyncio.to_thread(streaming.open_servable, target)
         try:
-            plan = downloads.plan_response(self.request.headers, info.st_size, target.etag, info.st_mtime)
+            plan = streaming.plan_response(self.request.headers, info.st_size, target.etag, info.st_mtime)
             self.set_header("ETag", target.etag)
-            self.set_header("Last-Modified", downloads.http_date(info.st_mtime))
+            self.set_header("Last-Modified", streaming.http_date(info.st_mtime))
             self.set_header("Accept-Ranges", "bytes")
             self.set_header("Cache-Control", "private, no-cache")
             if plan.status == 304:
@@ -53,7 +54,7 @@ class DownloadHandler(FlowHandler):
                                   f"The requested range is outside the file ({info.st_size} bytes).")
                 self.write_json(error.as_json(), 416)
                 return
-            media_type = downloads.content_type(target.filename)
+            media_type = streaming.content_type(target.filename)
             self._attachment_headers(target.filename, media_type)
             if plan.status == 206:
                 self.set_header("Content-Range", f"{plan.content_range}/{info.st_size}")
@@ -72,7 +73,7 @@ class DownloadHandler(FlowHandler):
         end = start + length
         offset = start
         pending: asyncio.Future[bytes] | None = asyncio.ensure_future(
-            asyncio.to_thread(downloads.read_at, handle, offset, min(downloads.CHUNK_SIZE, length)))
+            asyncio.to_thread(streaming.read_at, handle, offset, min(streaming.CHUNK_SIZE, length)))
         try:
             while pending is not None:
                 data = await pending
@@ -82,7 +83,7 @@ class DownloadHandler(FlowHandler):
                 offset += len(data)
                 if offset < end:
                     pending = asyncio.ensure_future(asyncio.to_thread(
-                        downloads.read_at, handle, offset, min(downloads.CHUNK_SIZE, end - offset)))
+                        streaming.read_at, handle, offset, min(streaming.CHUNK_SIZE, end - offset)))
                 self.write(data)
                 try:
                     await self.flush()
@@ -94,11 +95,11 @@ class DownloadHandler(FlowHandler):
             if pending is not None:  # never close the file under a read still running on a thread
                 await asyncio.gather(pending, return_exceptions=True)
 
-    async def stream_zip(self, plan: downloads.ZipPlan) -> None:
+    async def stream_zip(self, plan: zipstream.ZipPlan) -> None:
         """Send a zip made while it is sent (chunked; no Content-Length, no Range: use a deferred job for those)."""
         self._attachment_headers(plan.filename, "application/zip")
         self.set_header("Cache-Control", "no-store")
-        self._zip = downloads.zip_stream(plan)
+        self._zip = zipstream.zip_stream(plan)
         self._zip.start()
         try:
             async for chunk in self._zip.chunks():
@@ -129,7 +130,7 @@ class DownloadHandler(FlowHandler):
 class FileContentHandler(DownloadHandler):
     """GET/HEAD /flow/api/files/<id>/content: the bytes of one data file the caller may view."""
 
-    async def _target(self, datafile_id: str) -> downloads.Servable:
+    async def _target(self, datafile_id: str) -> streaming.Servable:
         return await self.call(downloads.datafile_servable, self.flow.storage, int(datafile_id))
 
     @web.authenticated
@@ -152,8 +153,8 @@ class BulkDownloadHandler(DownloadHandler):
         body = self.json_body(downloads.BULK_SCHEMA)
         ids = [int(i) for i in body["files"]]
         if body.get("deferred"):
-            job_id = await self.call(downloads.create_zip_job, self.flow.storage, ids)
-            downloads.start_zip_job(self.flow, job_id)
+            job_id = await self.call(zipjobs.create_zip_job, self.flow.storage, ids)
+            zipjobs.start_zip_job(self.flow, job_id)
             self.set_header("Location", self.request.path.rsplit("/", 1)[0] + f"/jobs/{job_id}")
             self.write_json({"job": job_id, "status": "pending"}, 202)
             return
@@ -177,14 +178,14 @@ class JobHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        self.write_json(await self.call(downloads.get_job, int(job_id)))
+        self.write_json(await self.call(zipjobs.get_job, int(job_id)))
 
 
 class JobContentHandler(DownloadHandler):
     """GET/HEAD /flow/api/jobs/<id>/content: the built zip of a deferred download (Range, ETag as for files)."""
 
-    async def _target(self, job_id: str) -> downloads.Servable:
-        return await self.call(downloads.job_servable, self.flow.storage, int(job_id))
+    async def _target(self, job_id: str) -> streaming.Servable:
+        return await self.call(zipjobs.job_servable, self.flow.storage, int(job_id))
 
     @web.authenticated
     @authorized

@@ -10,12 +10,13 @@ import asyncio
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..data.downloads import Servable, datafile_target, open_servable
+from ..data.streaming import Servable, datafile_target, open_servable
 from ..data.storage import Storage
 from ..errors import FlowError
 from ..execution import outputs, service
 from ..execution.backends import backend_named
 from ..execution.manager import RETRY_SECONDS
+from ..execution.status import EXECUTION_STATUSES, TASK_STATUSES
 from ..reports import MAX_MULTIQC_JSON_BYTES, REPORT_CSP, report_headers, sandbox_html
 from .base import FlowHandler
 from .downloads import DownloadHandler
@@ -40,20 +41,17 @@ EXECUTION_RESUME = body({"params": PARAMS, "provenance": PROVENANCE})
 
 class ExecutionHandlerBase(FlowHandler):
     def wake_manager(self) -> None:
-        manager = getattr(self.flow, "manager", None)
-        if manager is not None:
-            manager.wake()
+        self.flow.wake_manager()
 
 
 class ExecutionsHandler(ExecutionHandlerBase):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        filters = {"status": self.get_query_argument("status", None),
+        filters = {"status": self.choice_argument("status", EXECUTION_STATUSES),
                    "project": self.int_argument("project", minimum=1),
                    "pipeline": self.get_query_argument("pipeline", None)}
-        self.write_json(await self.call(service.list_executions, self.get_query_argument("after", None),
-                                        self.page_limit(), filters))
+        self.write_json(await self.call(service.list_executions, *self.page_args(), filters))
 
     @web.authenticated
     @authorized
@@ -84,10 +82,9 @@ class TasksHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self, execution: str) -> None:
-        filters = {"status": self.get_query_argument("status", None),
+        filters = {"status": self.choice_argument("status", TASK_STATUSES),
                    "process": self.get_query_argument("process", None)}
-        self.write_json(await self.call(service.tasks, execution, self.get_query_argument("after", None),
-                                        self.page_limit(), filters))
+        self.write_json(await self.call(service.tasks, execution, *self.page_args(), filters))
 
 
 class LogHandler(FlowHandler):
@@ -133,7 +130,7 @@ class ReportsHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self, execution: str) -> None:
-        self.write_json(await self.call(outputs.list_reports, self.flow.storage, execution))
+        self.write_json(await self.call(outputs.list_reports, self.flow.storage, execution, *self.page_args()))
 
 
 def _read_html(target: Servable) -> bytes:

@@ -13,7 +13,7 @@ class GroupsHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(await self.call(groups.list_groups, self.get_query_argument("after", None), self.page_limit()))
+        self.write_json(await self.call(groups.list_groups, *self.page_args()))
 
     @web.authenticated
     @authorized
@@ -35,6 +35,11 @@ class GroupHandler(FlowHandler):
 
 
 class MembersHandler(FlowHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, group_id: str) -> None:
+        self.write_json(await self.call(groups.list_members, group_id, *self.page_args()))
+
     @web.authenticated
     @authorized
     async def post(self, group_id: str) -> None:

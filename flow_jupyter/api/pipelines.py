@@ -16,7 +16,7 @@ class PipelinesHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(await self.call(registry.list_pipelines))
+        self.write_json(await self.call(registry.list_pipelines, *self.page_args()))
 
     @web.authenticated
     @authorized
@@ -42,10 +42,15 @@ class RefsHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self, pipeline: str) -> None:
-        self.write_json(await self.call(registry.available_refs, pipeline))
+        self.write_json(await self.call(registry.available_refs, pipeline, *self.page_args()))
 
 
 class VersionsHandler(FlowHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, pipeline: str) -> None:
+        self.write_json(await self.call(registry.list_versions, pipeline, *self.page_args()))
+
     @web.authenticated
     @authorized
     async def post(self, pipeline: str) -> None:

@@ -13,8 +13,8 @@ class ProjectsHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(await self.call(projects.list_projects, self.get_query_argument("after", None),
-                                        self.page_limit(), self.get_query_argument("name", None)))
+        self.write_json(await self.call(projects.list_projects, *self.page_args(),
+                                        self.get_query_argument("name", None)))
 
     @web.authenticated
     @authorized

@@ -13,8 +13,7 @@ class ProjectSamplesHandler(FlowHandler):
     @web.authenticated
     @authorized
     async def get(self, project_id: str) -> None:
-        self.write_json(await self.call(samples.list_samples, project_id, self.get_query_argument("after", None),
-                                        self.page_limit()))
+        self.write_json(await self.call(samples.list_samples, project_id, *self.page_args()))
 
     @web.authenticated
     @authorized

@@ -20,7 +20,7 @@ class SharesHandler(FlowHandler):
         object_id = self.int_argument("object_id", minimum=1)
         if object_id is None:
             raise bad_request("'object_id' is required.", field="object_id", reason="missing_field")
-        self.write_json(await self.call(shares.list_shares, object_type, object_id))
+        self.write_json(await self.call(shares.list_shares, object_type, object_id, *self.page_args()))
 
     @web.authenticated
     @authorized

@@ -2,7 +2,8 @@
 termination, expiration), so stock tus clients (tuspy, tus-js-client/Uppy) work unchanged. See docs/uploads.md.
 
 Bodies stream straight to the partial file (`@stream_request_body`): nothing is buffered whole. Who may write is
-decided in `prepare()`, before tornado reads a byte of the body; the rules live in flow_jupyter/data/uploads.py.
+decided in `prepare()`, before tornado reads a byte of the body; the rules live in flow_jupyter/data/tus.py (the
+protocol) and flow_jupyter/data/uploads.py (storage).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable
-from email.utils import format_datetime
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -18,8 +18,10 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 from tornado.ioloop import PeriodicCallback
 
+from ..data import tus
 from ..data import uploads as svc
 from ..db.models import UploadState
 from ..errors import FlowError, bad_request
@@ -33,11 +35,6 @@ EXPOSED_HEADERS = ", ".join([
     "Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Tus-Resumable",
     "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Flow-DataFile-Id",
 ])
-
-
-def _http_date(view: svc.UploadView) -> str:
-    """RFC 7231 IMF-fixdate, as tus' expiration extension asks."""
-    return format_datetime(view.expires_at, usegmt=True)
 
 
 class TusHandler(FlowHandler):
@@ -59,12 +56,12 @@ class TusHandler(FlowHandler):
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
-        self.set_header("Tus-Resumable", svc.TUS_VERSION)
+        self.set_header("Tus-Resumable", tus.TUS_VERSION)
         self.set_header("Access-Control-Expose-Headers", EXPOSED_HEADERS)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code == 412:
-            self.set_header("Tus-Version", svc.TUS_VERSION)
+            self.set_header("Tus-Version", tus.TUS_VERSION)
         if self._location:  # a creation-with-upload whose chunk failed still created the upload
             self.set_header("Location", self._location)
         super().write_error(status_code, **kwargs)
@@ -87,9 +84,9 @@ class TusHandler(FlowHandler):
             raise FlowError(403, "forbidden", f"You may not {action} uploads.")
         if self.request.method != "OPTIONS":
             version = self.request.headers.get("Tus-Resumable")
-            if version != svc.TUS_VERSION:
-                raise FlowError(412, "unsupported_version", f"This server speaks tus {svc.TUS_VERSION}; send "
-                                f"'Tus-Resumable: {svc.TUS_VERSION}'.", "Tus-Resumable")
+            if version != tus.TUS_VERSION:
+                raise FlowError(412, "unsupported_version", f"This server speaks tus {tus.TUS_VERSION}; send "
+                                f"'Tus-Resumable: {tus.TUS_VERSION}'.", "Tus-Resumable")
         await self.prepare_tus()
 
     async def prepare_tus(self) -> None:
@@ -98,27 +95,27 @@ class TusHandler(FlowHandler):
     def _body_length(self) -> int | None:
         """The declared body size: Content-Length, None for a chunked body, 0 for none."""
         if "Content-Length" in self.request.headers:
-            return svc.parse_count(self.request.headers["Content-Length"], "Content-Length")
+            return tus.parse_count(self.request.headers["Content-Length"], "Content-Length")
         if self.request.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return None
         return 0
 
     def _require_offset_stream(self) -> None:
         media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media != svc.OFFSET_CONTENT_TYPE:
+        if media != tus.OFFSET_CONTENT_TYPE:
             raise FlowError(415, "unsupported_media_type",
-                            f"Chunks must be sent as 'Content-Type: {svc.OFFSET_CONTENT_TYPE}'.", "Content-Type")
+                            f"Chunks must be sent as 'Content-Type: {tus.OFFSET_CONTENT_TYPE}'.", "Content-Type")
 
     async def _open_stream(self, upload_id: str, offset: int, length: int | None) -> svc.ChunkWriter | svc.UploadView:
         """Lock the upload and get a writer for the coming body (or the finished upload, for a repeated PATCH)."""
-        checksum = svc.parse_checksum(self.request.headers.get("Upload-Checksum"))
+        checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
         opened = await asyncio.to_thread(svc.open_chunk, self.flow, self.identity, upload_id, offset,
                                          checksum=checksum, content_length=length)
         if isinstance(opened, svc.ChunkWriter):
             self._writer = opened
             ACTIVE_UPLOADS.inc()
             # Room for exactly what is left (a chunked body gets a little slack, so overflow earns a clean 413).
-            self.request.connection.set_max_body_size(length if length is not None else opened.view.remaining + 65536)
+            self._connection.set_max_body_size(length if length is not None else opened.view.remaining + 65536)
             self._read_in_larger_pieces()
             self._last_data = self._now()
             self._watchdog = PeriodicCallback(self._check_stall, 5000)
@@ -128,11 +125,20 @@ class TusHandler(FlowHandler):
                 self.on_connection_close()
         return opened
 
+    @property
+    def _connection(self) -> HTTP1Connection:
+        """The request's connection, where a streamed body's size limit and read sizes live: always HTTP/1.x, the
+        only protocol tornado serves."""
+        connection = self.request.connection
+        if not isinstance(connection, HTTP1Connection):
+            raise TypeError(f"a streamed upload needs tornado's HTTP/1.x connection, not {connection!r}")
+        return connection
+
     def _read_in_larger_pieces(self) -> None:
         """Let tornado read this body in pieces of up to ``read_piece_bytes`` instead of 64 KiB: a sixteenth of the
         per-piece Python work (reads, callbacks, writes) for the same bytes. Only this request's connection object
         and, until `on_finish`, its stream are changed; the server-wide parameters are left alone."""
-        connection = self.request.connection
+        connection = self._connection
         stream = getattr(connection, "stream", None)
         params = getattr(connection, "params", None)
         if stream is None or params is None or not hasattr(stream, "read_chunk_size"):
@@ -167,7 +173,7 @@ class TusHandler(FlowHandler):
     def _check_stall(self) -> None:
         if self._writer is not None and self._now() - self._last_data > self.stall_seconds:
             log.info("Flow: upload %s stalled; closing the connection", self._writer.view.id)
-            self.request.connection.close()
+            self._connection.close()
 
     # --- after the body ----------------------------------------------------------------------------------------
 
@@ -210,15 +216,15 @@ class TusHandler(FlowHandler):
     def _upload_headers(self, view: svc.UploadView) -> None:
         self.set_header("Upload-Offset", str(view.offset))
         if view.state == UploadState.active:
-            self.set_header("Upload-Expires", _http_date(view))
+            self.set_header("Upload-Expires", tus.expires_header(view.expires_at))
         if view.datafile_id is not None:
             self.set_header("Flow-DataFile-Id", str(view.datafile_id))
 
     def _options(self) -> None:
-        self.set_header("Tus-Version", svc.TUS_VERSION)
-        self.set_header("Tus-Extension", svc.TUS_EXTENSIONS)
+        self.set_header("Tus-Version", tus.TUS_VERSION)
+        self.set_header("Tus-Extension", tus.TUS_EXTENSIONS)
         self.set_header("Tus-Max-Size", str(self.flow.settings.max_upload_bytes))
-        self.set_header("Tus-Checksum-Algorithm", ",".join(svc.CHECKSUM_ALGORITHMS))
+        self.set_header("Tus-Checksum-Algorithm", ",".join(tus.CHECKSUM_ALGORITHMS))
         self.no_content()
 
 
@@ -242,7 +248,7 @@ class UploadsHandler(TusHandler):
         if self.request.method != "POST":
             return
         headers = self.request.headers
-        request = svc.new_upload_request(headers.get("Upload-Length"), headers.get("Upload-Defer-Length"),
+        request = tus.new_upload_request(headers.get("Upload-Length"), headers.get("Upload-Defer-Length"),
                                          headers.get("Upload-Metadata"), self.flow.settings.max_upload_bytes)
         length = self._body_length()
         if length != 0:
@@ -267,9 +273,10 @@ class UploadsHandler(TusHandler):
         self.set_status(201)
         self.finish()
 
+    # jupyter_server types APIHandler.options as plain (-> None); tornado's contract allows a coroutine
     @web.authenticated
     @authorized
-    async def options(self) -> None:
+    async def options(self) -> None:  # type: ignore[override]
         self._options()
 
 
@@ -284,7 +291,7 @@ class UploadHandler(TusHandler):
         if self.request.method != "PATCH":
             return
         self._require_offset_stream()
-        offset = svc.parse_count(self.request.headers.get("Upload-Offset"), "Upload-Offset")
+        offset = tus.parse_count(self.request.headers.get("Upload-Offset"), "Upload-Offset")
         opened = await self._open_stream(self.path_args[0], offset, self._body_length())
         if isinstance(opened, svc.UploadView):
             self._done = opened
@@ -314,9 +321,10 @@ class UploadHandler(TusHandler):
         await asyncio.to_thread(svc.terminate_upload, self.flow, self.identity, upload_id)
         self.no_content()
 
+    # jupyter_server types APIHandler.options as plain (-> None); tornado's contract allows a coroutine
     @web.authenticated
     @authorized
-    async def options(self, upload_id: str) -> None:
+    async def options(self, upload_id: str) -> None:  # type: ignore[override]
         self._options()
 
 

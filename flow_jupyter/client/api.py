@@ -15,25 +15,10 @@ from .discovery import Endpoint, discover
 from .downloads import download_to
 from .errors import FlowError
 from .http import Transport
-from .models import DataFile, Execution, Page, Pipeline, Project, Sample
+from .models import DataFile, Execution, Page, Pipeline, Project, Sample, to_params
 from .progress import ProgressArg
 from .settings import FlowClientSettings
 from .uploads import upload_file
-
-
-def to_params(value: Any) -> Any:
-    """Pipeline parameters as JSON: a DataFile becomes ``{"datafile": id}``, a path its text."""
-    if isinstance(value, DataFile):
-        return value.reference()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(key): to_params(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_params(item) for item in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()  # numpy scalars from a DataFrame
-    return value
 
 
 def _shell_config() -> Any:
@@ -183,7 +168,7 @@ class FlowClient:
     # --- pipelines --------------------------------------------------------------------------------------------
 
     def pipelines(self) -> list[Pipeline]:
-        found = [Pipeline.from_json(self, item) for item in self.transport.get("pipelines").get("items") or []]
+        found = [Pipeline.from_json(self, item) for item in self.transport.items("pipelines", limit=1000)]
         for pipeline in found:
             self._remember_versions(pipeline)
         return found

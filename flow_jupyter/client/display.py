@@ -1,10 +1,78 @@
-"""How runs show up in a notebook: the live ExecutionMonitor (a sweep: SweepMonitor) when flow_jupyter.widgets
-can be imported, else a static summary (status, pipeline, task counts) as text and HTML."""
+"""How client objects show up in a notebook: a registry of richer views, and the plain views the client owns.
+
+The client never imports a UI. A UI package (``flow_jupyter.widgets``) registers a view for a client class with
+:func:`register_display` when it is imported; an object's ``_ipython_display_`` then shows that view, and falls back
+to the static summary (HTML and text, from this module) when none is registered — so the client works, and shows
+something useful, without ipywidgets.
+
+So that a notebook that only imports the client still gets the live widgets, the first display without a
+registered view loads the ``flow_jupyter.displays`` entry points once: each names a function that calls
+:func:`register_display` (Flow's own points at ``flow_jupyter.widgets:register_displays``). A view whose package
+cannot be imported (ipywidgets missing) is skipped.
+"""
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "flow_jupyter.displays"
+"""Entry points naming functions that register displays (called without arguments)."""
+
+Factory = Callable[[Any], Any]
+"""Builds what IPython should display for one object (a widget, or anything with a rich repr)."""
+
+_factories: dict[type, Factory] = {}
+_entry_points_loaded = False
+
+
+def register_display(cls: type, factory: Factory | None) -> None:
+    """Show instances of ``cls`` (and its subclasses) in a notebook as ``factory(obj)``; None removes the view."""
+    if factory is None:
+        _factories.pop(cls, None)
+    else:
+        _factories[cls] = factory
+
+
+def display_factory(obj: Any) -> Factory | None:
+    """The view registered for ``obj``'s class (the nearest in its MRO), after the entry points had their turn."""
+    _load_entry_points()
+    for cls in type(obj).__mro__:
+        if cls in _factories:
+            return _factories[cls]
+    return None
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register = point.load()
+        except ImportError as error:  # the view's UI library is not installed here: the plain view stays
+            log.debug("display %s not loaded: %s", point.name, error)
+            continue
+        register()
+
+
+def show(obj: Any, plain: Callable[[], dict[str, str]]) -> None:
+    """Display ``obj`` as its registered view, else as the mime bundle ``plain()`` returns."""
+    from IPython.display import display
+
+    factory = display_factory(obj)
+    if factory is not None:
+        display(factory(obj))
+    else:
+        display(plain(), raw=True)
+
+
+# --- the plain views ------------------------------------------------------------------------------------------
 
 def execution_text(run: Any) -> str:
     counts = ", ".join(f"{count} {bucket}" for bucket, count in (run.raw.get("progress") or {}).items() if count)
@@ -31,33 +99,17 @@ def execution_html(run: Any) -> str:
     return f"<table>{body}</table>"
 
 
-def _monitor(run: Any) -> Any:
-    """The widget for ``run``, or None when flow_jupyter.widgets is not importable here."""
-    try:
-        from flow_jupyter.widgets import ExecutionMonitor
-    except ImportError:
-        return None
-    return ExecutionMonitor(run)
+def sweep_bundle(sweep: Any) -> dict[str, str]:
+    """A sweep as its table (:meth:`Sweep.frame`)."""
+    frame = sweep.frame()
+    return {"text/plain": frame.to_string(), "text/html": frame.to_html()}
 
 
 def show_execution(run: Any) -> None:
-    from IPython.display import display
-
-    widget = _monitor(run)
-    if widget is not None:
-        display(widget)
-    else:
-        display(run._repr_mimebundle_(), raw=True)
+    """An Execution's ``_ipython_display_``: its registered view (the live monitor), else its summary."""
+    show(run, run._repr_mimebundle_)
 
 
 def show_sweep(sweep: Any) -> None:
-    """The combined monitor of every run when the widgets are importable, else the sweep's table."""
-    from IPython.display import display
-
-    try:
-        from flow_jupyter.widgets import SweepMonitor
-    except ImportError:
-        frame = sweep.frame()
-        display({"text/plain": frame.to_string(), "text/html": frame.to_html()}, raw=True)
-        return
-    display(SweepMonitor(sweep))
+    """A Sweep's ``_ipython_display_``: its registered view (the combined monitor), else its table."""
+    show(sweep, lambda: sweep_bundle(sweep))

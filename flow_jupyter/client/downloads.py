@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from ..fsutil import hash_file
 from .errors import FlowError
 from .http import Transport, unreachable
 from .progress import Progress, ProgressArg
@@ -34,8 +35,8 @@ def download_to(transport: Transport, api_path: str, dest: Path, *, size: int | 
         while True:
             have = part.stat().st_size if resumable and part.exists() else 0
             if have and size is not None and have >= size:  # left whole by an earlier attempt
-                if have == size and _hash_of(part).hexdigest() == sha256:
-                    return _finish(part, dest, sha256, sha256)
+                if have == size and (digest := hash_file(part)[0].hexdigest()) == sha256:
+                    return _finish(part, dest, sha256, digest)
                 part.unlink()
                 have = 0
             headers = {"Range": f"bytes={have}-", "If-Range": f'"{sha256}"'} if have else {}
@@ -49,7 +50,7 @@ def download_to(transport: Transport, api_path: str, dest: Path, *, size: int | 
                             raise FlowError.from_response(response)
                         continue
                     append = response.status_code == 206
-                    hasher = _hash_of(part) if append else hashlib.sha256()
+                    hasher = hash_file(part)[0] if append else hashlib.sha256()
                     done = have if append else 0
                     total = size if size is not None else _length(response, done)
                     with open(part, "ab" if append else "wb") as out:
@@ -69,14 +70,6 @@ def download_to(transport: Transport, api_path: str, dest: Path, *, size: int | 
 def _length(response: requests.Response, start: int) -> int | None:
     length = response.headers.get("Content-Length")
     return start + int(length) if length and length.isdigit() else None
-
-
-def _hash_of(path: Path) -> "hashlib._Hash":
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while piece := handle.read(PIECE):
-            hasher.update(piece)
-    return hasher
 
 
 def _finish(part: Path, dest: Path, sha256: str | None, digest: str) -> Path:

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 
-from .. import __version__
+from .._version import __version__
 from .discovery import Endpoint
 from .errors import FlowError
 from .settings import FlowClientSettings
@@ -52,12 +52,22 @@ class Transport:
     # --- URLs -------------------------------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
-        """``projects/3`` → under the API; ``/base/flow/api/uploads/x`` (a Location) → on the server's origin."""
+        """``projects/3`` → under the API; ``/base/flow/api/uploads/x`` (a Location) → on the server's origin.
+
+        URLs in the API's answers (a report's ``url``) are relative to the API root, so they go here unchanged."""
         if path.startswith(("http://", "https://")):
             return path
         if path.startswith("/"):
             return urljoin(self.endpoint.origin + "/", path)
         return self.endpoint.api_url + path.lstrip("/")
+
+    def link(self, path: str) -> str:
+        """The absolute URL path on the server's origin (``/base/flow/api/executions/…``) of an API path or of a URL
+        an answer holds (relative to the API root): what a browser on the notebook's origin opens (a link, an
+        ``<iframe>``), right behind any base URL (``/user/<name>/``, ``/services/flow/``)."""
+        if path.startswith(("http://", "https://", "/")):
+            return path
+        return self.endpoint.api_path + path.lstrip("/")
 
     # --- requests ---------------------------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ The server decides everything; these objects only read what it answered and ask 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
+from ..execution.status import FINAL, SUCCEEDED, TASK_FINAL
 from .errors import FlowError
 from .progress import Progress, ProgressArg, poll_until
 
@@ -19,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .api import FlowClient
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
-DONE_BUCKETS = ("succeeded", "cached", "failed", "aborted")
+TERMINAL_STATUSES = FINAL  # the execution statuses after which nothing changes (flow_jupyter.execution.status)
+DONE_BUCKETS = tuple(sorted(TASK_FINAL))  # the progress buckets of finished tasks
 TASK_COLUMNS = ["id", "key", "task_id", "name", "process", "tag", "native_id", "status", "exit", "submitted_at",
                 "started_at", "finished_at", "cpu_percent", "peak_rss", "workdir"]
 TASK_TIMES = ("submitted_at", "started_at", "finished_at")
@@ -40,6 +42,15 @@ class _Model:
         known = {f.name for f in fields(cls)} - {"raw", "client"}
         return cls(**{key: value for key, value in data.items() if key in known}, raw=dict(data), client=client)
 
+    @property
+    def _flow(self) -> "FlowClient":
+        """The client to ask; a view built by hand (``DataFile(id=7, ...)``, e.g. as a parameter) has none, and
+        asking raises the AttributeError reading ``None`` would."""
+        if self.client is None:
+            raise AttributeError(f"this {type(self).__name__} was not read through a FlowClient, so it cannot "
+                                 "ask the server")
+        return self.client
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
 
@@ -50,7 +61,7 @@ class _Model:
 class Page(list):
     """One page of a list answer: the items, and ``next`` — the cursor for the following page (None at the end)."""
 
-    def __init__(self, items: list[Any] = (), next: str | None = None):  # noqa: A002 - the API's own word
+    def __init__(self, items: Iterable[Any] = (), next: str | None = None) -> None:  # noqa: A002 - the API's own word
         super().__init__(items)
         self.next = next
 
@@ -60,7 +71,8 @@ class Project(_Model):
     id: int
     name: str
     description: str = ""
-    owner: str | None = None
+    owner_id: int | None = None
+    owner_name: str | None = None
     group: int | None = None
     visibility: str = "private"
     access: str | None = None
@@ -68,19 +80,19 @@ class Project(_Model):
     updated_at: str | None = None
 
     def files(self, **filters: Any) -> Page:
-        return self.client.files(project=self.id, **filters)
+        return self._flow.files(project=self.id, **filters)
 
-    def iter_files(self, **filters: Any):
-        return self.client.iter_files(project=self.id, **filters)
+    def iter_files(self, **filters: Any) -> Iterator[DataFile]:
+        return self._flow.iter_files(project=self.id, **filters)
 
     def samples(self) -> list["Sample"]:
-        return self.client.samples(self.id)
+        return self._flow.samples(self.id)
 
     def create_sample(self, name: str, metadata: dict[str, Any] | None = None) -> "Sample":
-        return self.client.create_sample(self.id, name, metadata)
+        return self._flow.create_sample(self.id, name, metadata)
 
     def upload(self, path: str | Path, **kwargs: Any) -> "DataFile":
-        return self.client.upload(path, self.id, **kwargs)
+        return self._flow.upload(path, self.id, **kwargs)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -92,7 +104,7 @@ class Sample(_Model):
     created_at: str | None = None
 
     def files(self, **filters: Any) -> Page:
-        return self.client.files(sample=self.id, **filters)
+        return self._flow.files(sample=self.id, **filters)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -104,16 +116,18 @@ class DataFile(_Model):
     sha256: str | None = None
     project: int | None = None
     sample: int | None = None
-    owner: int | None = None
+    owner_id: int | None = None
+    owner_name: str | None = None
     origin: str | None = None
-    execution: int | None = None  # the run's internal row id; use Execution.outputs to go from a run to its files
+    execution: str | None = None  # the uuid of the run that published it (flow.execution(file.execution))
+    replaces: int | None = None
     created_at: str | None = None
 
     @property
     def url(self) -> str:
         """The absolute URL path of the bytes (``/base/flow/api/files/<id>/content``), for a link or an iframe on
         the notebook's own origin."""
-        return self.client.endpoint.api_path + self.content_path
+        return self._flow.transport.link(self.content_path)
 
     @property
     def content_path(self) -> str:
@@ -122,11 +136,11 @@ class DataFile(_Model):
     def download(self, path: str | Path | None = None, progress: ProgressArg = True) -> Path:
         """Save the file (default: its name in the current directory; a directory: its name in there); resumes
         after interruptions and checks the sha256. Returns where it was written."""
-        return self.client.download(self, path, progress=progress)
+        return self._flow.download(self, path, progress=progress)
 
     def read_bytes(self) -> bytes:
         """The whole content in memory — for small files; use download() for large ones."""
-        return self.client.transport.request("GET", self.content_path).content
+        return self._flow.transport.request("GET", self.content_path).content
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
@@ -161,19 +175,18 @@ class Pipeline(_Model):
 
     def form(self, version: str | None = None) -> dict[str, Any]:
         """The form model (groups of fields with widget, default, required, help, choices …) UIs build from."""
-        return self.client.transport.get(self._version_path(version) + "/form")["form"]
+        return self._flow.transport.get(self._version_path(version) + "/form")["form"]
 
     def schema(self, version: str | None = None) -> dict[str, Any]:
         """The stored ``nextflow_schema.json``, sample-sheet schema and ``tower.yml`` of a version."""
-        return self.client.transport.get(self._version_path(version) + "/schema")
+        return self._flow.transport.get(self._version_path(version) + "/schema")
 
     def validate(self, params: dict[str, Any], version: str | None = None) -> list[dict[str, Any]]:
         """Every problem with ``params`` as ``{field, reason, message}``: the errors that stop a launch, else the
         warnings of one that would go ahead (e.g. ``unknown_parameter``: passed on as given); ``[]`` when clean."""
-        from .api import to_params
 
         try:
-            reply = self.client.transport.post(self._version_path(version) + "/validate",
+            reply = self._flow.transport.post(self._version_path(version) + "/validate",
                                                {"params": to_params(params)})
         except FlowError as exc:
             if exc.reason == "invalid_params":
@@ -182,22 +195,24 @@ class Pipeline(_Model):
         return list((reply or {}).get("warnings") or []) if isinstance(reply, dict) else []
 
     def launch(self, params: dict[str, Any] | None = None, **kwargs: Any) -> "Execution":
-        return self.client.launch(self, params, **kwargs)
+        return self._flow.launch(self, params, **kwargs)
 
     def samplesheet(self, data: list[Any], version: str | None = None) -> Any:
-        return self.client.samplesheet(self, data, version=version)
+        return self._flow.samplesheet(self, data, version=version)
 
 
 @dataclass(kw_only=True, eq=False)
 class Execution(_Model):
     id: str
     status: str
-    owner: int | None = None
+    owner_id: int | None = None
+    owner_name: str | None = None
     project: int | None = None
     pipeline_version: int | None = None
     backend: str | None = None
     run_name: str | None = None
     session_id: str | None = None
+    resumed_from: str | None = None  # the uuid of the execution this one resumed
     created_at: str | None = None
     submitted_at: str | None = None
     started_at: str | None = None
@@ -223,7 +238,7 @@ class Execution(_Model):
 
     def refresh(self) -> "Execution":
         """Read the run's state again from the server."""
-        return self._update(self.client.transport.get(self.path))
+        return self._update(self._flow.transport.get(self.path))
 
     @property
     def detail(self) -> dict[str, Any]:
@@ -243,17 +258,17 @@ class Execution(_Model):
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == SUCCEEDED
 
     @property
     def pipeline(self) -> str | None:
         """The pipeline's name (the API names only the version's id)."""
-        return (self.client.version_info(self.pipeline_version) or {}).get("pipeline")
+        return (self._flow.version_info(self.pipeline_version) or {}).get("pipeline")
 
     @property
     def version(self) -> str | None:
         """The pipeline version's ref (tag, branch or release)."""
-        return (self.client.version_info(self.pipeline_version) or {}).get("ref")
+        return (self._flow.version_info(self.pipeline_version) or {}).get("ref")
 
     def provenance(self) -> dict[str, Any]:
         """Where the run was launched from: ``{"notebook": path, "cell": id}`` as recorded, or ``{}``."""
@@ -269,7 +284,7 @@ class Execution(_Model):
                 bar.describe(f"{self.pipeline or 'run'} {self.id[:8]} {self.status}")
                 return self.finished
 
-            poll_until(done, timeout, self.client.settings.poll_interval)
+            poll_until(done, timeout, self._flow.settings.poll_interval)
         return self
 
     # --- what it did ------------------------------------------------------------------------------------------
@@ -279,7 +294,7 @@ class Execution(_Model):
         """One row per task (process, tag, status, exit, times, CPU %, peak RSS, work dir)."""
         import pandas as pd
 
-        items = list(self.client.transport.items(self.path + "/tasks", limit=1000))
+        items = list(self._flow.transport.items(self.path + "/tasks", limit=1000))
         frame = pd.DataFrame(items, columns=TASK_COLUMNS if not items else None)
         for column in TASK_TIMES:
             if column in frame:
@@ -289,13 +304,13 @@ class Execution(_Model):
     @property
     def outputs(self) -> list[DataFile]:
         """The files the run published, registered as data files of its project."""
-        return [f for f in self.client.iter_files(execution=self.id) if f.origin == "output"]
+        return [f for f in self._flow.iter_files(execution=self.id) if f.origin == "output"]
 
     def logs(self, offset: int = 0) -> str:
         """The Nextflow log from ``offset`` to its current end (fetched page by page)."""
         parts: list[str] = []
         while True:
-            page = self.client.transport.get(self.path + "/log", offset=offset)
+            page = self._flow.transport.get(self.path + "/log", offset=offset)
             parts.append(page.get("text") or "")
             if not page.get("text") or page["next"] >= page["size"]:
                 return "".join(parts)
@@ -308,11 +323,14 @@ class Execution(_Model):
             dest = dest / f"{kind}-{self.id}.log"
         from .downloads import download_to
 
-        return download_to(self.client.transport, f"{self.path}/logs/{quote(kind, safe='')}", dest, progress=False)
+        return download_to(self._flow.transport, f"{self.path}/logs/{quote(kind, safe='')}", dest, progress=False)
 
     def reports(self) -> list[dict[str, Any]]:
-        """The run's reports (found by ``tower.yml`` globs, e.g. MultiQC's): ``{path, display, mimetype, size, url}``."""
-        return list(self.client.transport.get(self.path + "/reports").get("items") or [])
+        """The run's reports (found by ``tower.yml`` globs, e.g. MultiQC's): ``{path, display, mimetype, size, url}``,
+        ``url`` resolved to the absolute URL path on the server's origin (the API answers it relative to its root)."""
+        transport = self._flow.transport
+        return [{**item, "url": transport.link(item["url"])} if item.get("url") else dict(item)
+                for item in transport.items(self.path + "/reports", limit=1000)]
 
     def report_url(self, path: str | None = None) -> str:
         """Absolute URL path (with the server's base path) of a report, for ``<iframe src=...>``; by default the
@@ -324,7 +342,7 @@ class Execution(_Model):
             if not best:
                 raise FlowError("This run has no reports.", status=404, reason="no_reports")
             path = str(best[0]["path"])
-        return f"{self.client.endpoint.api_path}{self.path}/reports/{quote(path.lstrip('/'))}"
+        return self._flow.transport.link(f"{self.path}/reports/{quote(path.lstrip('/'))}")
 
     def multiqc(self) -> dict[str, "pd.DataFrame"]:
         """MultiQC's tables as DataFrames (``general_stats`` and one per module), read with
@@ -333,7 +351,7 @@ class Execution(_Model):
         from .downloads import download_to
 
         with tempfile.TemporaryDirectory(prefix="flow-multiqc-") as scratch:
-            data = download_to(self.client.transport, self.path + "/" + DATA_JSON, Path(scratch) / DATA_JSON,
+            data = download_to(self._flow.transport, self.path + "/" + DATA_JSON, Path(scratch) / DATA_JSON,
                                progress=False)
             return load_multiqc_data(data)
 
@@ -341,19 +359,18 @@ class Execution(_Model):
 
     def cancel(self) -> "Execution":
         """Ask the server to stop the run (a pending run is cancelled at once); returns self, refreshed."""
-        return self._update(self.client.transport.post(self.path + "/cancel"))
+        return self._update(self._flow.transport.post(self.path + "/cancel"))
 
     def resume(self, provenance: dict[str, Any] | None = None, **param_changes: Any) -> "Execution":
         """A new run in the same run directory, from Nextflow's cache, with ``param_changes`` applied."""
-        from .api import to_params
 
         body: dict[str, Any] = {}
         if param_changes:
             body["params"] = to_params(param_changes)
-        origin = self.client.capture_provenance() if provenance is None else provenance
+        origin = self._flow.capture_provenance() if provenance is None else provenance
         if origin:
             body["provenance"] = origin
-        return Execution.from_json(self.client, self.client.transport.post(self.path + "/resume", body))
+        return Execution.from_json(self.client, self._flow.transport.post(self.path + "/resume", body))
 
     # --- display ----------------------------------------------------------------------------------------------
 
@@ -366,3 +383,18 @@ class Execution(_Model):
         from .display import show_execution
 
         show_execution(self)
+
+
+def to_params(value: Any) -> Any:
+    """Pipeline parameters as JSON: a DataFile becomes ``{"datafile": id}``, a path its text."""
+    if isinstance(value, DataFile):
+        return value.reference()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): to_params(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_params(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()  # numpy scalars from a DataFrame
+    return value

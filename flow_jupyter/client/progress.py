@@ -18,8 +18,8 @@ class Progress:
             try:
                 from tqdm.auto import tqdm
             except ImportError:  # progress is a nicety, never a requirement
-                tqdm = None
-            if tqdm is not None:
+                pass
+            else:
                 scaled = unit == "B"
                 self._bar = tqdm(total=total, desc=description, unit=unit, unit_scale=scaled,
                                  unit_divisor=1024 if scaled else 1000, leave=True)

@@ -47,8 +47,8 @@ def layout_of(schema: dict[str, Any]) -> Layout:
         for part in items["$ref"][2:].split("/"):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         items = node
-    props = (items or {}).get("properties") if isinstance(items, dict) else None
-    if not isinstance(props, dict) or not props:
+    props = items.get("properties") if isinstance(items, dict) else None
+    if not isinstance(items, dict) or not isinstance(props, dict) or not props:
         raise FlowError("This pipeline's sample-sheet schema names no columns to fill.", reason="unsupported_schema")
     path_columns = [name for name, prop in props.items() if _is_path(prop)]
     reads = [name for name in path_columns if READ_COLUMN_HINT.search(name)] or path_columns
@@ -102,7 +102,7 @@ def pair_rows(files: Iterable[DataFile], layout: Layout, sample_names: dict[int,
             slot[mate] = datafile
     rows = []
     for stem, mates in [*groups.items(), *((s, {1: f}) for s, f in extra)]:
-        first = mates.get(1) or mates.get(2)
+        first = mates[1] if 1 in mates else mates[2]  # every group holds R1, R2 or both
         name = (sample_names or {}).get(first.sample) if first.sample is not None else None
         row: dict[str, Any] = {column: layout.defaults.get(column) for column in layout.columns}
         row[layout.sample] = name or sample_name(stem)

@@ -129,7 +129,7 @@ def compare(run_a: Execution, run_b: Execution) -> dict[str, Any]:
                           index=pd.Index(differing, name="param"))
     info = {}
     for label, run in ((a, run_a), (b, run_b)):
-        version = run.client.version_info(run.pipeline_version) or {}
+        version = run._flow.version_info(run.pipeline_version) or {}
         info[label] = {"pipeline": version.get("pipeline"), "version": version.get("ref"),
                        "commit": version.get("commit"), "backend": run.backend}
     versions = pd.DataFrame(info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -14,6 +15,7 @@ from .. import permissions
 from ..db.models import DataFile, Execution, Origin, Project
 from ..errors import bad_request
 from ..identity import Actor
+from . import refs
 from .lookup import sample_in_project, valid_id
 from .paging import page, prefix_range
 from .safeopen import signed64
@@ -90,8 +92,9 @@ def store_bytes(session: Session, storage: Storage, *, owner_id: int, project_id
                          origin=origin, stored=stored)
 
 
-def datafile_json(datafile: DataFile) -> dict[str, Any]:
-    """The public view of a data file (never its storage path)."""
+def datafile_json(session: Session, datafile: DataFile) -> dict[str, Any]:
+    """The public view of a data file (never its storage path); ``execution`` is the uuid of the run that published
+    it, if any."""
     return {
         "id": datafile.id,
         "filename": datafile.filename,
@@ -100,12 +103,22 @@ def datafile_json(datafile: DataFile) -> dict[str, Any]:
         "sha256": datafile.sha256,
         "project": datafile.project_id,
         "sample": datafile.sample_id,
-        "owner": datafile.owner_id,
+        **refs.owner(session, datafile.owner_id),
         "origin": datafile.origin.value,
-        "execution": datafile.execution_id,
+        "execution": refs.execution_uuid(session, datafile.execution_id),
         "replaces": datafile.replaces_id,
         "created_at": datafile.created_at.isoformat(),
     }
+
+
+def preload_refs(session: Session, datafiles: Sequence[DataFile]) -> None:
+    """Owner names and execution uuids of a page of data files, in one query each."""
+    refs.preload(session, users=(d.owner_id for d in datafiles), executions=(d.execution_id for d in datafiles))
+
+
+def datafiles_json(session: Session, datafiles: Sequence[DataFile]) -> list[dict[str, Any]]:
+    preload_refs(session, datafiles)
+    return [datafile_json(session, datafile) for datafile in datafiles]
 
 
 def list_files(
@@ -131,15 +144,18 @@ def list_files(
         query = query.where(DataFile.file_type == file_type_)
     if execution:  # the outputs of one run, by the execution's public id
         query = query.where(DataFile.execution_id.in_(select(Execution.id).where(Execution.uuid == execution[:36])))
+    render = lambda row: datafile_json(session, row)  # noqa: E731
+    prefetch = lambda rows: preload_refs(session, rows)  # noqa: E731
     if name_prefix:
         query = query.where(*prefix_range(DataFile.filename, name_prefix))
-        return page(session, query, [DataFile.filename, DataFile.id], after, limit, datafile_json,
-                    row_key=lambda row: (row.filename, row.id), key_types=(str, int))
-    return page(session, query, [DataFile.id], after, limit, datafile_json)
+        return page(session, query, [DataFile.filename, DataFile.id], after, limit, render,
+                    row_key=lambda row: (row.filename, row.id), key_types=(str, int), prefetch=prefetch)
+    return page(session, query, [DataFile.id], after, limit, render, prefetch=prefetch)
 
 
 def get_file(session: Session, actor: Actor, datafile_id: int) -> dict[str, Any]:
-    return datafile_json(permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "view"))
+    return datafile_json(session, permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"),
+                                                               "view"))
 
 
 def update_file(session: Session, actor: Actor, datafile_id: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +164,7 @@ def update_file(session: Session, actor: Actor, datafile_id: int, body: dict[str
     before anything changes."""
     datafile = permissions.require_datafile(session, actor, valid_id(datafile_id, "data file"), "edit")
     name = _new_filename(body["filename"]) if "filename" in body else None
-    target = session.get(Project, datafile.project_id)
+    target = session.get_one(Project, datafile.project_id)
     moving = "project" in body and body["project"] != datafile.project_id
     if moving:
         target = permissions.require_datafile_move(session, actor, datafile,
@@ -163,7 +179,7 @@ def update_file(session: Session, actor: Actor, datafile_id: int, body: dict[str
     if "sample" in body:
         datafile.sample_id = sample_id
     session.flush()
-    return datafile_json(datafile)
+    return datafile_json(session, datafile)
 
 
 def _new_filename(raw: str) -> str:

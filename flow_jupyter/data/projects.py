@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from .. import permissions
 from ..db.models import DataFile, Execution, ProcessExecution, Project, Sample, Upload, UploadState, Visibility
 from ..errors import bad_request, conflict
-from ..execution.monitor import TERMINAL_RUN_STATUSES
+from ..execution.status import FINAL
 from ..identity import Actor
+from . import refs
 from .lookup import valid_id
 from .paging import page, prefix_range
 from .shares import drop_shares_of
@@ -26,7 +27,7 @@ def project_json(session: Session, actor: Actor, project: Project) -> dict[str, 
         "id": project.id,
         "name": project.name,
         "description": project.description,
-        "owner": project.owner.name,
+        **refs.owner(session, project.owner_id),
         "group": project.group_id,
         "visibility": project.visibility.value,
         "access": ACCESS[permissions.project_power(session, actor, project)],
@@ -69,7 +70,8 @@ def list_projects(session: Session, actor: Actor, after: str | None, limit: int,
     query = select(Project).where(permissions.visible_projects(actor))
     if name_prefix:
         query = query.where(*prefix_range(Project.name, name_prefix))
-    return page(session, query, [Project.id], after, limit, lambda p: project_json(session, actor, p))
+    return page(session, query, [Project.id], after, limit, lambda p: project_json(session, actor, p),
+                prefetch=lambda rows: refs.preload(session, users=(p.owner_id for p in rows)))
 
 
 def get_project(session: Session, actor: Actor, project_id: int) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def _check_deletable(session: Session, project: Project) -> None:
     if session.scalar(select(exists().where(DataFile.project_id == project.id))):
         raise conflict("The project still has data files; delete or move them first.", reason="project_not_empty")
     active = select(exists().where(Execution.project_id == project.id,
-                                   Execution.status.notin_(TERMINAL_RUN_STATUSES)))
+                                   Execution.status.notin_(FINAL)))
     if session.scalar(active):
         raise conflict("An execution of this project has not finished; cancel it or wait for it first.",
                        reason="project_has_active_runs")

@@ -76,11 +76,6 @@ def relative_inside(directory: Path, path: Path) -> str | None:
         return None
 
 
-def identity_of(info: os.stat_result) -> tuple[int, int, int]:
-    """What must not change for stored bytes to be the registered ones: inode, modification time, size."""
-    return info.st_ino, info.st_mtime_ns, info.st_size
-
-
 def signed64(number: int) -> int:
     """An inode (unsigned 64-bit) as the signed BIGINT both databases store."""
     return number - (1 << 64) if number >= (1 << 63) else number

@@ -6,16 +6,19 @@ view names a group only to its members.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .. import permissions
-from ..db.models import DataFile, Group, Level, Project, Share, User
-from ..errors import bad_request, forbidden, not_found
+from ..db.models import Group, Level, Share
+from ..errors import bad_request
 from ..identity import Actor
+from . import refs
 from .lookup import user_by_name, valid_id
+from .paging import page
 
 KINDS = {"project": "project", "datafile": "data file"}
 
@@ -23,51 +26,38 @@ KINDS = {"project": "project", "datafile": "data file"}
 def share_json(session: Session, actor: Actor, share: Share) -> dict[str, Any]:
     """A share as ``actor`` may see it: a group grantee's name only if they are in that group."""
     grantee: dict[str, Any]
-    if share.user_id is not None:
-        grantee = {"user": session.get(User, share.user_id).name}
+    if share.group_id is None:  # the one_grantee constraint: a share names a user, or else a group
+        grantee = {"user": refs.user_name(session, share.user_id)}
     else:
         visible = permissions.group_visible(actor, share.group_id)
         grantee = {"group": share.group_id,
-                   "group_name": session.get(Group, share.group_id).name if visible else None}
+                   "group_name": session.get_one(Group, share.group_id).name if visible else None}
     return {"id": share.id, "object_type": share.object_type, "object_id": share.object_id, "level": share.level.value,
             **grantee, "created_at": share.created_at.isoformat()}
 
 
-def _object_power(session: Session, actor: Actor, object_type: str, object_id: int) -> int:
-    """The actor's power on the object; NONE when it does not exist or they cannot see it."""
-    if object_type == "project":
-        obj = session.get(Project, object_id)
-        return permissions.project_power(session, actor, obj) if obj else permissions.NONE
-    obj = session.get(DataFile, object_id)
-    return permissions.datafile_power(session, actor, obj) if obj else permissions.NONE
+def list_shares(session: Session, actor: Actor, object_type: str, object_id: int, after: str | None = None,
+                limit: int = 50) -> dict[str, Any]:
+    permissions.require_object(session, actor, object_type, valid_id(object_id, KINDS[object_type], "object_id"),
+                               "view", KINDS[object_type], "object_id")
+    query = select(Share).where(Share.object_type == object_type, Share.object_id == object_id)
+    return page(session, query, [Share.id], after, limit, lambda s: share_json(session, actor, s),
+                prefetch=lambda rows: _preload(session, rows))
 
 
-def _power_on(session: Session, actor: Actor, object_type: str, object_id: int, field: str) -> int:
-    """The actor's power on an object the request names; 404 naming ``field`` when they cannot see it."""
-    object_id = valid_id(object_id, KINDS[object_type], field)
-    power = _object_power(session, actor, object_type, object_id)
-    if power == permissions.NONE:
-        raise not_found(KINDS[object_type], field)
-    return power
-
-
-def _require_share_power(session: Session, actor: Actor, object_type: str, object_id: int,
-                         field: str = "/object_id") -> None:
-    if _power_on(session, actor, object_type, object_id, field) < permissions.SHARE:
-        raise forbidden(f"You may not share this {KINDS[object_type]}.")
-
-
-def list_shares(session: Session, actor: Actor, object_type: str, object_id: int) -> dict[str, Any]:
-    _power_on(session, actor, object_type, object_id, "object_id")
-    shares = session.scalars(select(Share).where(Share.object_type == object_type, Share.object_id == object_id)
-                             .order_by(Share.id)).all()
-    return {"items": [share_json(session, actor, s) for s in shares], "next": None}
+def _preload(session: Session, shares: Sequence[Share]) -> None:
+    """The grantees of a page of shares, one query per kind (groups land in the session's identity map)."""
+    refs.preload(session, users=(s.user_id for s in shares))
+    group_ids = {s.group_id for s in shares if s.group_id is not None}
+    if group_ids:
+        session.scalars(select(Group).where(Group.id.in_(group_ids))).all()
 
 
 def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Grant (or change) a share; returns the share and whether it was created."""
     object_type, object_id = body["object_type"], body["object_id"]
-    _require_share_power(session, actor, object_type, object_id)
+    permissions.require_object(session, actor, object_type, valid_id(object_id, KINDS[object_type], "/object_id"),
+                               "share", KINDS[object_type], "/object_id")
     if ("user" in body) == ("group" in body):
         raise bad_request("Give exactly one of 'user' or 'group'.", field="/user", reason="one_grantee")
     user_id = user_by_name(session, body["user"]).id if "user" in body else None
@@ -81,7 +71,7 @@ def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[st
         Share.group_id.is_(None) if group_id is None else Share.group_id == group_id,
     ))
     created = share is None
-    if created:
+    if share is None:
         share = Share(object_type=object_type, object_id=object_id, user_id=user_id, group_id=group_id,
                       level=level, created_by_id=actor.user_id)
         session.add(share)
@@ -91,21 +81,10 @@ def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[st
     return share_json(session, actor, share), created
 
 
-def _require_share(session: Session, actor: Actor, share_id: int) -> Share:
-    """A share the actor can see (they can see its object), else 'No such share.' — never a word about the object,
-    which would tell them the share exists."""
-    share = session.get(Share, valid_id(share_id, "share"))
-    power = _object_power(session, actor, share.object_type, share.object_id) if share else permissions.NONE
-    if power == permissions.NONE:
-        raise not_found("share")
-    if power < permissions.SHARE and share.user_id != actor.user_id:
-        raise forbidden("You may not change this share.")
-    return share
-
-
 def update_share(session: Session, actor: Actor, share_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    share = _require_share(session, actor, share_id)
-    _require_share_power(session, actor, share.object_type, share.object_id)
+    share = permissions.require_share(session, actor, valid_id(share_id, "share"))
+    permissions.require_object(session, actor, share.object_type, share.object_id, "share",
+                               KINDS[share.object_type], "/object_id")
     share.level = Level(body["level"])
     session.flush()
     return share_json(session, actor, share)
@@ -113,7 +92,7 @@ def update_share(session: Session, actor: Actor, share_id: int, body: dict[str, 
 
 def revoke(session: Session, actor: Actor, share_id: int) -> None:
     """The object's sharers may revoke any share on it; a grantee may give up their own."""
-    session.delete(_require_share(session, actor, share_id))
+    session.delete(permissions.require_share(session, actor, valid_id(share_id, "share")))
 
 
 def drop_shares_of(session: Session, object_type: str, object_id: int) -> None:

@@ -27,7 +27,7 @@ def safe_filename(name: str, fallback: str = "unnamed") -> str:
 
     NFC only, on purpose: this is the exact name a researcher sees and gets back (``filename*``), and part of stored
     paths, so compatibility lookalikes (full-width ``．．／``, U+2215) are kept here — to POSIX they are ordinary
-    characters. They are neutralised where a name leaves Flow (downloads.portable_name: headers, zip entries)."""
+    characters. They are neutralised where a name leaves Flow (streaming.portable_name: headers, zip entries)."""
     name = unicodedata.normalize("NFC", str(name)).replace("\x00", "")
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()

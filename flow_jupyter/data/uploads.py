@@ -1,7 +1,9 @@
-"""Resumable uploads (tus 1.0.0) as plain Python: creation, chunk writing, completion, termination, expiry.
+"""Resumable uploads (tus 1.0.0) as plain Python, the storage side: upload rows, partial files, chunk writing,
+completion into a DataFile, termination, expiry.
 
-The HTTP layer (api/uploads.py) only parses headers and streams bodies into a `ChunkWriter`; every rule lives here
-so the periodic expiry job and tests use the same code.
+The protocol itself (headers, Upload-Metadata, checksums, the offset and length rules, 460) is data/tus.py; the HTTP
+layer (api/uploads.py) parses headers with it and streams bodies into a `ChunkWriter`. Every storage rule lives
+here, so the periodic expiry job and tests use the same code.
 
 Durability and concurrency rules, in the order they matter:
 
@@ -18,154 +20,39 @@ Durability and concurrency rules, in the order they matter:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
 import fcntl
 import hashlib
 import logging
 import os
-import re
 import threading
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from .. import fsutil, permissions
 from ..db.models import DataFile, Sample, Upload, UploadState, User
-from ..errors import FlowError, bad_request, conflict, not_found
+from ..errors import FlowError, conflict, not_found
 from ..identity import Actor, Identity
 from ..metrics import UPLOAD_BYTES, UPLOADS_COMPLETED
 from ..permissions import require_project
 from .files import register_file
-from .storage import safe_filename
+from .tus import (
+    CHECKSUM_ALGORITHMS,
+    NewUpload,
+    check_body_length,
+    check_offset,
+    chunk_checksum_mismatch,
+    file_checksum_mismatch,
+)
 
 log = logging.getLogger(__name__)
-
-TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
-CHECKSUM_ALGORITHMS: dict[str, Callable[[], Any]] = {
-    "sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5,
-}
-OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
-MAX_METADATA_CHARS = 8192
-CHECKSUM_MISMATCH = 460  # tus' own status code for "Checksum Mismatch"
-_DIGITS = re.compile(r"[0-9]{1,19}")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_METADATA_KEY = re.compile(r"[^\s,]+")
-
-
-# --- header parsing (pure) ------------------------------------------------------------------------------------
-
-
-def parse_count(raw: str | None, header: str) -> int:
-    """A non-negative decimal header value (Upload-Length, Upload-Offset); 400 naming the header otherwise."""
-    if raw is None:
-        raise bad_request(f"The {header} header is required.", field=header, reason="missing_header")
-    raw = raw.strip()
-    if not _DIGITS.fullmatch(raw):
-        raise bad_request(f"{header} must be a non-negative integer.", field=header, reason="invalid_header")
-    return int(raw)
-
-
-def parse_metadata(raw: str | None) -> dict[str, str]:
-    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs (value optional), keys unique."""
-    if not raw:
-        return {}
-    field = "Upload-Metadata"
-    if len(raw) > MAX_METADATA_CHARS:
-        raise bad_request(f"Upload-Metadata is longer than {MAX_METADATA_CHARS} characters.", field=field)
-    pairs: dict[str, str] = {}
-    for item in raw.split(","):
-        parts = item.strip().split(" ")
-        key = parts[0]
-        if not _METADATA_KEY.fullmatch(key) or len(parts) > 2:
-            raise bad_request("Upload-Metadata must be comma-separated 'key base64value' pairs.", field=field)
-        if key in pairs:
-            raise bad_request(f"Upload-Metadata key '{key}' appears twice.", field=f"{field}/{key}")
-        try:
-            value = base64.b64decode(parts[1], validate=True).decode("utf-8") if len(parts) == 2 else ""
-        except (binascii.Error, UnicodeDecodeError):
-            raise bad_request(f"Upload-Metadata '{key}' is not base64 of UTF-8 text.",
-                              field=f"{field}/{key}") from None
-        pairs[key] = value
-    return pairs
-
-
-def parse_checksum(raw: str | None) -> tuple[str, bytes] | None:
-    """tus ``Upload-Checksum: <algorithm> <base64 digest>``; 400 for an unsupported algorithm or bad digest."""
-    if raw is None:
-        return None
-    field = "Upload-Checksum"
-    algorithm, _, encoded = raw.strip().partition(" ")
-    algorithm = algorithm.lower()
-    if algorithm not in CHECKSUM_ALGORITHMS:
-        raise bad_request(f"Checksum algorithm '{algorithm}' is not supported (use "
-                          f"{', '.join(CHECKSUM_ALGORITHMS)}).", field=field, reason="unsupported_checksum")
-    try:
-        digest = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        raise bad_request("Upload-Checksum digest is not base64.", field=field) from None
-    if len(digest) != CHECKSUM_ALGORITHMS[algorithm]().digest_size:
-        raise bad_request(f"Upload-Checksum digest has the wrong length for {algorithm}.", field=field)
-    return algorithm, digest
-
-
-def _metadata_int(metadata: dict[str, str], key: str, required: bool) -> int | None:
-    field = f"Upload-Metadata/{key}"
-    value = metadata.get(key)
-    if value is None or value == "":
-        if required:
-            raise bad_request(f"Upload-Metadata must name the target {key} ('{key}' key).", field=field,
-                              reason="missing_field")
-        return None
-    if not _DIGITS.fullmatch(value.strip()) or int(value) > 2**31 - 1:
-        raise bad_request(f"Upload-Metadata '{key}' must be an integer id.", field=field, reason="invalid_field")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class NewUpload:
-    """A validated creation request: what the client asked for, before any permission or limit check."""
-
-    length: int
-    filename: str
-    project_id: int
-    sample_id: int | None
-    sha256: str | None
-    tus_metadata: str
-
-
-def new_upload_request(length: str | None, defer_length: str | None, metadata: str | None,
-                       max_bytes: int) -> NewUpload:
-    """Validate the creation headers (Upload-Length, Upload-Metadata); 400/413 naming the bad header."""
-    if defer_length is not None:
-        raise bad_request("Upload-Defer-Length is not supported: send Upload-Length.",
-                          field="Upload-Defer-Length", reason="defer_length_unsupported")
-    size = parse_count(length, "Upload-Length")
-    if size > max_bytes:
-        raise FlowError(413, "too_large", f"Uploads may be at most {max_bytes} bytes.", "Upload-Length")
-    pairs = parse_metadata(metadata)
-    raw_name = pairs.get("filename") or pairs.get("name")  # Uppy sends 'name'
-    if not raw_name:
-        raise bad_request("Upload-Metadata must carry the file's name ('filename' key).",
-                          field="Upload-Metadata/filename", reason="missing_field")
-    project_id = _metadata_int(pairs, "project", required=True)
-    sample_id = _metadata_int(pairs, "sample", required=False)
-    sha256 = pairs.get("sha256", "").strip().lower() or None
-    if sha256 is not None and not _SHA256_HEX.fullmatch(sha256):
-        raise bad_request("Upload-Metadata 'sha256' must be 64 hex digits.", field="Upload-Metadata/sha256",
-                          reason="invalid_field")
-    assert project_id is not None
-    return NewUpload(length=size, filename=safe_filename(raw_name), project_id=project_id, sample_id=sample_id,
-                     sha256=sha256, tus_metadata=(metadata or "").strip())
-
 
 # --- what handlers and tests see ------------------------------------------------------------------------------
 
@@ -212,10 +99,8 @@ def _upload_id(raw: str) -> str:
 
 def _load(session: Session, actor: Actor, upload_id: str, *, lock: bool = False) -> Upload:
     """The caller's own upload. Uploads are personal: someone else's (even an admin's view of it) is 404."""
-    upload = session.get(Upload, _upload_id(upload_id), with_for_update=lock or None)
-    if upload is None or upload.owner_id != actor.user_id:
-        raise not_found("upload")
-    return upload
+    return permissions.require_upload_owner(
+        actor, session.get(Upload, _upload_id(upload_id), with_for_update=lock or None))
 
 
 def _visible(upload: Upload) -> None:
@@ -284,19 +169,19 @@ def _check_writable(session: Session, actor: Actor, upload_id: str) -> UploadVie
 def _advance(session: Session, actor: Actor, upload_id: str, old: int, new: int, expires_at: datetime) -> UploadView:
     """Move the offset forward, only if nobody moved it since the chunk began (conditional UPDATE)."""
     done = session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.owner_id == actor.user_id, Upload.offset == old,
+        update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor), Upload.offset == old,
                              Upload.state == UploadState.active)
         .values(offset=new, expires_at=expires_at)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if cast(CursorResult, done).rowcount != 1:
         raise conflict("The upload changed while this chunk was written; read the offset again with HEAD.",
                        field="Upload-Offset", reason="offset_mismatch")
     return get_upload(session, actor, upload_id)
 
 
 def _set_offset(session: Session, actor: Actor, upload_id: str, offset: int) -> None:
-    session.execute(update(Upload).where(Upload.id == upload_id, Upload.owner_id == actor.user_id)
+    session.execute(update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor))
                     .values(offset=offset).execution_options(synchronize_session=False))
 
 
@@ -344,23 +229,6 @@ def _write_at(fd: int, data: bytes | memoryview, offset: int) -> int:
     while written < len(view):
         written += os.pwrite(fd, view[written:], offset + written)
     return written
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """Hash a file from disk (blocking: call it on a worker thread)."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 # --- streaming a chunk --------------------------------------------------------------------------------------------
@@ -476,8 +344,7 @@ class ChunkWriter:
                 self.discard()
                 if partial_ok:
                     return self.view
-                raise FlowError(CHECKSUM_MISMATCH, "checksum_mismatch", f"The chunk does not match its "
-                                f"{self.checksum[0]} Upload-Checksum; it was discarded.", "Upload-Checksum")
+                raise chunk_checksum_mismatch(self.checksum[0])
         if self.received == 0:
             return self.view
         os.fsync(self.fd)
@@ -548,12 +415,8 @@ def open_chunk(host: Any, identity: Identity, upload_id: str, offset: int, *,
 
     Returns the upload itself instead of a writer when it is already complete (a repeated final PATCH)."""
     view = host.run_as(identity, _check_writable, upload_id)
-    if offset != view.offset:
-        raise conflict(f"Upload-Offset {offset} is not the upload's offset {view.offset}; read it with HEAD.",
-                       field="Upload-Offset", reason="offset_mismatch")
-    if content_length is not None and content_length > view.remaining:
-        raise FlowError(413, "too_large", f"The body has {content_length} bytes but only {view.remaining} are "
-                        "left in this upload.", "Content-Length")
+    check_offset(offset, view.offset)
+    check_body_length(content_length, view.remaining)
     if view.state == UploadState.completed:
         return view
     if content_length and host.storage.free_bytes() - content_length < host.settings.min_free_upload_bytes:
@@ -563,9 +426,10 @@ def open_chunk(host: Any, identity: Identity, upload_id: str, offset: int, *,
     data = -1
     try:
         fresh = host.run_as(identity, get_upload, view.id)  # a new transaction: sees what the last holder committed
-        if fresh.offset != offset or fresh.state != UploadState.active:
+        if fresh.state != UploadState.active:
             raise conflict(f"Upload-Offset {offset} is not the upload's offset {fresh.offset}; read it with HEAD.",
                            field="Upload-Offset", reason="offset_mismatch")
+        check_offset(offset, fresh.offset)
         if fresh.offset < fresh.size:  # at == size the bytes may already have moved: completion sorts that out
             data = os.open(host.storage.partial_path(view.id), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
                            0o600)
@@ -620,14 +484,14 @@ def _register(session: Session, actor: Actor, upload_id: str, digest: str,
         .values(state=UploadState.completed, datafile_id=datafile.id, offset=upload.size)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:  # lost a race: roll back our DataFile, the winner's stands
+    if cast(CursorResult, done).rowcount != 1:  # lost a race: roll back our DataFile, the winner's stands
         raise conflict("The upload was completed or removed concurrently.", reason="upload_changed")
     session.refresh(upload)
     return _view(upload)
 
 
 def _terminate_row(session: Session, actor: Actor, upload_id: str) -> None:
-    session.execute(update(Upload).where(Upload.id == upload_id, Upload.owner_id == actor.user_id,
+    session.execute(update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor),
                                          Upload.state == UploadState.active)
                     .values(state=UploadState.terminated).execution_options(synchronize_session=False))
 
@@ -651,10 +515,10 @@ def complete_upload(host: Any, identity: Identity, upload_id: str, digest: str |
         if partial.stat().st_size != view.size:
             raise conflict("The upload's bytes on disk do not match its length; read the offset with HEAD.",
                            field="Upload-Offset", reason="offset_mismatch")
-        digest = digest or sha256_file(partial)
+        digest = digest or fsutil.sha256_file(partial)
         source = partial
     elif dest.exists() and dest.stat().st_size == view.size:  # moved before a crash; not yet registered
-        digest = sha256_file(dest)
+        digest = fsutil.sha256_file(dest)
         source = None
     elif view.size == 0:
         digest = hashlib.sha256().hexdigest()
@@ -667,13 +531,10 @@ def complete_upload(host: Any, identity: Identity, upload_id: str, digest: str |
         host.run_as(identity, _terminate_row, view.id)
         dest.unlink(missing_ok=True)
         _forget(storage, view.id)
-        raise FlowError(CHECKSUM_MISMATCH, "checksum_mismatch", "The file's sha256 does not match the 'sha256' "
-                        "given at creation; the upload was removed, start it again.", "Upload-Metadata/sha256")
+        raise file_checksum_mismatch()
     if source is not None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, dest)
-        _fsync_dir(dest.parent)
-        _fsync_dir(partial.parent)
+        fsutil.replace(source, dest)
     try:
         done = host.run_as(identity, _register, view.id, digest, os.stat(dest))
     except FlowError as exc:

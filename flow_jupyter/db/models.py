@@ -91,6 +91,9 @@ class UploadState(str, enum.Enum):
 
 
 class JobStatus(str, enum.Enum):
+    """Where a background job (a `BackgroundJob` row: a deferred zip) stands. A Nextflow head job's state, as a
+    backend sees it, is another thing: execution.backends.BackendState."""
+
     pending = "pending"
     running = "running"
     succeeded = "succeeded"

@@ -11,8 +11,7 @@ from typing import Any
 from ..data.storage import safe_filename
 from ..pipelines import samplesheet
 from ..pipelines.params import CheckedParams
-
-INPUTS_DIR = "inputs"
+from .runfiles import INPUTS_DIR
 
 
 def write_sheets(sheet_schema: dict[str, Any] | None, checked: CheckedParams, run_dir: Path) -> dict[str, Any]:
@@ -20,6 +19,8 @@ def write_sheets(sheet_schema: dict[str, Any] | None, checked: CheckedParams, ru
     ``run_dir/inputs`` (a path Flow staged inside the run directory)."""
     changed = dict(checked.resolved)
     for name, (filename, rows) in checked.sheets.items():
+        if sheet_schema is None:  # sheets are only ever read against a stored sheet schema (params.sheet_params)
+            raise ValueError(f"the sample sheet given as {name!r} has no sheet schema to be written with")
         columns = samplesheet.columns_of(sheet_schema, rows)
         target = run_dir / INPUTS_DIR / safe_filename(name, fallback="input") / _csv_name(filename)
         target.parent.mkdir(parents=True, exist_ok=True)

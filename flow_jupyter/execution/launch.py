@@ -11,22 +11,18 @@ unescaped quotes. Flow builds the argv itself and hands it to a backend (local p
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import bad_request
-from ..toolchain.nf_plugin import DEFAULT_EVENTS_FILE, EVENTS_FILE_ENV, config_snippet
+from ..fsutil import atomic_write_text
+from ..toolchain.nf_plugin import EVENTS_FILE_ENV, config_snippet
 from .backends import Launch, Resources
+from .runfiles import CONFIG_FILE, PARAMS_FILE, WORK_DIR, RunFiles
 
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PARAMS_FILE = "params.json"
-CONFIG_FILE = "flow.config"
-TRACE_FILE = "trace.txt"
-LOG_FILE = ".nextflow.log"
-WORK_DIR = "work"
 TASK_QUEUE_ENV = "FLOW_TASK_QUEUE"
 TASK_ACCOUNT_ENV = "FLOW_TASK_ACCOUNT"
 
@@ -58,7 +54,7 @@ class RunPlan:
     def write(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name, text in self.files.items():
-            _write_atomically(self.run_dir / name, text)
+            atomic_write_text(self.run_dir / name, text)
 
     def launch(self, execution_uuid: str) -> Launch:
         return Launch(execution_uuid=execution_uuid, run_dir=self.run_dir, argv=self.argv, env=self.env,
@@ -89,8 +85,10 @@ def plan_run(
     resources: Resources | None = None,
     resume_session: str | None = None,
     with_plugin: bool = True,
+    files: RunFiles = RunFiles(),
 ) -> RunPlan:
-    """The files and argv of one run in ``run_dir`` (its launch directory, where Nextflow's state lives)."""
+    """The files and argv of one run in ``run_dir`` (its launch directory, where Nextflow's state lives); ``files``
+    names the log, trace and events files this execution writes there."""
     main = Path(pipeline_dir) / "main.nf"
     if not main.is_file():
         raise bad_request("The pipeline version has no main.nf.", reason="no_main_script")
@@ -98,27 +96,19 @@ def plan_run(
         raise bad_request("Not a Nextflow session id.", field="/resume", reason="bad_session")
     config = (config_snippet() + "\n" if with_plugin else "") + (SLURM_CONFIG if executor == "slurm" else "")
     argv = [
-        "nextflow", "-log", LOG_FILE, "run", str(main),
-        "-params-file", PARAMS_FILE, "-c", CONFIG_FILE, "-work-dir", WORK_DIR, "-with-trace", TRACE_FILE,
+        "nextflow", "-log", files.log, "run", str(main),
+        "-params-file", PARAMS_FILE, "-c", CONFIG_FILE, "-work-dir", WORK_DIR, "-with-trace", files.trace,
     ]
     if resume_session:
         argv += ["-resume", resume_session]
-    env = {"NXF_ANSI_LOG": "false", "NXF_OFFLINE": "true", EVENTS_FILE_ENV: str(Path(run_dir) / DEFAULT_EVENTS_FILE)}
+    env = {"NXF_ANSI_LOG": "false", "NXF_OFFLINE": "true", EVENTS_FILE_ENV: str(Path(run_dir) / files.events)}
     if executor == "slurm" and resources is not None:
         if resources.queue:
             env[TASK_QUEUE_ENV] = resources.queue
         if resources.account:
             env[TASK_ACCOUNT_ENV] = resources.account
     nested = nest_params(params)
-    files = {PARAMS_FILE: json.dumps(nested, indent=2, ensure_ascii=False) + "\n", CONFIG_FILE: config}
+    written = {PARAMS_FILE: json.dumps(nested, indent=2, ensure_ascii=False) + "\n", CONFIG_FILE: config}
     return RunPlan(run_dir=Path(run_dir), argv=argv, env=env, params=nested, config_text=config,
-                   resources=resources, files=files)
+                   resources=resources, files=written)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -12,23 +12,26 @@ import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer
 
-from ..db.models import Execution, PipelineVersion, ProcessExecution, User
+from .. import permissions
+from ..db.models import Execution, PipelineVersion, ProcessExecution
 from ..errors import FlowError
-from ..identity import Identity, resolve
 from ..pipelines import forms, registry
-from ..toolchain.nf_plugin import EVENTS_FILE_ENV
+from ..seams import Host
 from . import inputs
-from .backends import Backend, BackendJob, JobStatus, Resources, backend_named
-from .launch import LOG_FILE, TRACE_FILE, plan_run
+from .backends import Backend, BackendJob, BackendState, Resources, backend_named
+from .launch import RunPlan, plan_run
+from .monitor import Monitor
 from .publish import register_published
-from .monitor import TERMINAL_RUN_STATUSES, Monitor, RunState, TaskRecord
-from .service import ACTIVE_STATUSES, MANAGER_KEY, run_files, to_datetime, with_notes
+from .runfiles import run_files
+from .runstate import RunState, TaskRecord
+from .service import MANAGER_KEY, to_datetime, with_notes
+from .status import ACTIVE, CANCELLED, FAILED, FINAL, LOST, PENDING, RUNNING, SUBMITTED, SUCCEEDED
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ TICK_SECONDS = 0.5
 CLAIM_BATCH = 8
 UPSERT_BATCH = 1000  # rows per statement: 15 values each stays under SQLite's 32,766 variables
 RETRY_SECONDS = 10.0
-_BACKEND_STATUS = {JobStatus.COMPLETED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
+_BACKEND_STATUS = {BackendState.COMPLETED: SUCCEEDED, BackendState.FAILED: FAILED,
+                   BackendState.CANCELLED: CANCELLED}
 
 
 def now() -> datetime:
@@ -69,7 +73,7 @@ def _describe(exc: FlowError) -> str:
 class ExecutionManager:
     """Drives executions for one host; `start`/`stop` from the host, `tick` does one round (blocking)."""
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
         self._backends: dict[str, Backend] = {}
         self._retry_at: dict[int, float] = {}
@@ -130,7 +134,7 @@ class ExecutionManager:
         for execution_id in self._claim():
             self._submit(execution_id)
         with self.host.db.session() as session:
-            active = session.scalars(select(Execution.id).where(Execution.status.in_(ACTIVE_STATUSES))
+            active = session.scalars(select(Execution.id).where(Execution.status.in_(ACTIVE))
                                      .order_by(Execution.id)).all()
         for execution_id in active:
             try:
@@ -145,20 +149,20 @@ class ExecutionManager:
         due = time.monotonic()
         claimed: list[int] = []
         with self.host.db.session() as session:
-            query = select(Execution).where(Execution.status == "pending").order_by(Execution.id).limit(CLAIM_BATCH)
-            if session.bind.dialect.name == "postgresql":
+            query = select(Execution).where(Execution.status == PENDING).order_by(Execution.id).limit(CLAIM_BATCH)
+            if session.get_bind().dialect.name == "postgresql":
                 rows = session.scalars(query.with_for_update(skip_locked=True)).all()
                 for row in rows:
                     if self._retry_at.get(row.id, 0) <= due:
-                        row.status = "submitted"
+                        row.status = SUBMITTED
                         claimed.append(row.id)
             else:
                 for execution_id in session.scalars(query.with_only_columns(Execution.id)).all():
                     if self._retry_at.get(execution_id, 0) > due:
                         continue
-                    done = session.execute(update(Execution).where(Execution.id == execution_id,
-                                                                   Execution.status == "pending")
-                                           .values(status="submitted"))
+                    done = cast(CursorResult, session.execute(
+                        update(Execution).where(Execution.id == execution_id, Execution.status == PENDING)
+                        .values(status=SUBMITTED)))
                     if done.rowcount == 1:
                         claimed.append(execution_id)
         return claimed
@@ -167,60 +171,55 @@ class ExecutionManager:
         """Plan, write and submit one claimed execution; a scheduler outage puts it back to pending."""
         try:
             with self.host.db.session() as session:
-                execution = session.get(Execution, execution_id)
-                plan, files = self._plan(session, execution)
+                execution = session.get_one(Execution, execution_id)
+                plan = self._plan(session, execution)
                 plan.write()
                 execution_uuid = execution.uuid
                 backend_name = execution.backend
             job = self.backend(backend_name).submit(plan.launch(execution_uuid))
         except FlowError as exc:
             with self.host.db.session() as session:
-                execution = session.get(Execution, execution_id)
+                execution = session.get_one(Execution, execution_id)
                 waited = (now() - _aware(execution.created_at)).total_seconds()
                 if exc.status == 503 and waited < self.host.settings.launch_retry_seconds:
                     # The scheduler is down: keep the launch, say why it waits, try again shortly.
-                    execution.status = "pending"
+                    execution.status = PENDING
                     execution.monitor_state = with_notes(execution.monitor_state, backend_error=exc.message)
                     self._retry_at[execution_id] = time.monotonic() + RETRY_SECONDS
                 else:
-                    execution.status, execution.finished_at = "failed", now()
+                    execution.status, execution.finished_at = FAILED, now()
                     execution.error = _describe(exc) if exc.status != 503 else (
                         f"Gave up after {waited:.0f} s waiting for the scheduler: {exc.message}")
             return
         except Exception as exc:
             log.exception("Flow execution manager: submitting execution %s failed", execution_id)
             with self.host.db.session() as session:
-                execution = session.get(Execution, execution_id)
-                execution.status, execution.finished_at, execution.error = "failed", now(), f"Submit failed: {exc}"
+                execution = session.get_one(Execution, execution_id)
+                execution.status, execution.finished_at, execution.error = FAILED, now(), f"Submit failed: {exc}"
             return
         self._retry_at.pop(execution_id, None)
         with self.host.db.session() as session:
-            execution = session.get(Execution, execution_id)
+            execution = session.get_one(Execution, execution_id)
             execution.backend_job = job.to_json()
             execution.submitted_at = now()
             execution.error = None
             execution.monitor_state = with_notes(execution.monitor_state, backend_error=None)
 
-    def _plan(self, session: Session, execution: Execution):
+    def _plan(self, session: Session, execution: Execution) -> RunPlan:
         """The run plan, with data-file references resolved again as the owner (rights may have changed)."""
-        owner = session.get(User, execution.owner_id)
-        actor = resolve(session, Identity(name=owner.name, is_admin=owner.is_admin))
+        actor = permissions.actor_for_owner(session, execution.owner_id)
         storage = self.host.storage
-        version = session.get(PipelineVersion, execution.pipeline_version_id)
+        version = session.get_one(PipelineVersion, execution.pipeline_version_id)
         run_dir = storage.resolve(execution.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         checked = forms.check(session, actor, storage, self.host.settings, version, execution.params or {},
                               run_dir=run_dir)
         params = inputs.write_sheets(version.samplesheet_schema, checked, run_dir)
-        files = run_files(execution)
         resources = Resources.from_json(execution.resources) if execution.resources else None
         resume = execution.session_id if execution.resumed_from_id is not None else None
-        plan = plan_run(pipeline_dir=registry.version_dir(storage, version), run_dir=run_dir, params=params,
-                        executor=execution.backend, resources=resources, resume_session=resume)
-        argv = [files["log"] if arg == LOG_FILE else files["trace"] if arg == TRACE_FILE else arg
-                for arg in plan.argv]
-        env = {**plan.env, EVENTS_FILE_ENV: str(run_dir / files["events"])}
-        return dataclasses.replace(plan, argv=argv, env=env), files
+        return plan_run(pipeline_dir=registry.version_dir(storage, version), run_dir=run_dir, params=params,
+                        executor=execution.backend, resources=resources, resume_session=resume,
+                        files=run_files(execution))
 
     # --- following a run -------------------------------------------------------------------------------------
 
@@ -233,8 +232,8 @@ class ExecutionManager:
         """
         kept: _Followed | None = None
         with self.host.db.session() as session:
-            execution = session.get(Execution, execution_id, options=[defer(Execution.monitor_state)])
-            if execution.status not in ACTIVE_STATUSES:
+            execution = session.get_one(Execution, execution_id, options=[defer(Execution.monitor_state)])
+            if execution.status not in ACTIVE:
                 self._monitors.pop(execution_id, None)
                 return
             run_dir = self.host.storage.resolve(execution.run_dir)
@@ -246,7 +245,7 @@ class ExecutionManager:
                     return
                 job = backend.find(execution.uuid, run_dir)
                 if job is None:
-                    execution.status = "pending"
+                    execution.status = PENDING
                     return
                 execution.backend_job = job.to_json()
             job = BackendJob.from_json(execution.backend_job)
@@ -254,10 +253,8 @@ class ExecutionManager:
             followed = self._monitors.pop(execution_id, None)
             if followed is None or followed.offsets != execution.monitor_offsets:
                 stored = execution.monitor_state or {}
-                files = run_files(execution)
                 state = RunState.from_dict(stored) if stored else None
-                monitor = Monitor(run_dir, state, execution.monitor_offsets, events_file=files["events"],
-                                  trace_file=files["trace"], log_file=files["log"])
+                monitor = Monitor(run_dir, state, execution.monitor_offsets, files=run_files(execution))
                 # The manager's own notes ride along in monitor_state under MANAGER_KEY (RunState ignores them).
                 followed = _Followed(monitor, execution.monitor_offsets, dict(stored.get(MANAGER_KEY) or {}))
             monitor, old_notes = followed.monitor, followed.notes
@@ -277,16 +274,16 @@ class ExecutionManager:
                 eta = info.queue_eta.isoformat() if info.queue_eta else None
                 if eta != notes.get("queue_eta"):
                     notes["queue_eta"] = eta
-                if info.status.terminal or info.status == JobStatus.UNKNOWN:
+                if info.status.terminal or info.status == BackendState.UNKNOWN:
                     changed = self._poll(session, execution, monitor) or changed  # the final words of the run
                     self._settle(execution, monitor.state, info, job)
             monitor.forget_finished()  # their rows and data files are written in this transaction
             offsets = monitor.offsets
             if changed or notes != old_notes or offsets != execution.monitor_offsets \
-                    or execution.status in TERMINAL_RUN_STATUSES:
+                    or execution.status in FINAL:
                 execution.monitor_state = {**monitor.state.to_dict(), MANAGER_KEY: notes}
                 execution.monitor_offsets = offsets
-            if execution.status not in TERMINAL_RUN_STATUSES:
+            if execution.status not in FINAL:
                 kept = _Followed(monitor, offsets, notes)
         # Only what was committed is kept: after a failed round the next one reads the stored state again.
         if kept is None:
@@ -299,7 +296,7 @@ class ExecutionManager:
         real controller with hundreds of calls a second), at once when its events say it ended or a cancel was
         asked for, and on the first round after a start."""
         due = time.monotonic()
-        if (state.status in TERMINAL_RUN_STATUSES or cancel_requested
+        if (state.status in FINAL or cancel_requested
                 or self._status_at.get(execution_id, 0.0) <= due):
             self._status_at[execution_id] = due + self.host.settings.backend_poll_seconds
             return True
@@ -320,8 +317,8 @@ class ExecutionManager:
         if state.session_id:
             execution.session_id = state.session_id
         execution.started_at = execution.started_at or to_datetime(state.started)
-        if state.status == "running" and execution.status == "submitted":
-            execution.status = "running"
+        if state.status == RUNNING and execution.status == SUBMITTED:
+            execution.status = RUNNING
         self._upsert_tasks(session, execution, changes.tasks)
         self._register_published(session, execution, changes.published)
         return True
@@ -338,7 +335,7 @@ class ExecutionManager:
             "started_at": to_datetime(task.start), "finished_at": to_datetime(task.complete),
             "cpu_percent": task.cpu_percent, "peak_rss": task.peak_rss, "workdir": task.workdir,
         } for key, task in tasks.items()]
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(rows), UPSERT_BATCH):
             statement = insert(ProcessExecution).values(rows[start:start + UPSERT_BATCH])
             updated = {column: statement.excluded[column] for column in rows[0]
@@ -353,24 +350,24 @@ class ExecutionManager:
 
     def _settle(self, execution: Execution, state: RunState, info, job: BackendJob) -> None:
         """The backend job ended (or vanished): decide the outcome from the monitor, else from the backend."""
-        external_cancel = (info.status == JobStatus.CANCELLED and not execution.cancel_requested
-                           and state.status != "succeeded")
+        external_cancel = (info.status == BackendState.CANCELLED and not execution.cancel_requested
+                           and state.status != SUCCEEDED)
         if external_cancel:
             # Someone stopped the head job behind Flow's back (scancel, a node failure Slurm reports as cancelled).
-            status = "cancelled"
+            status = CANCELLED
             detail = f": {info.reason}" if info.reason else ""
             execution.error = (f"The head job ({job.backend} job {job.job_id}) was cancelled outside Flow{detail}.")
-        elif state.status in TERMINAL_RUN_STATUSES:
+        elif state.status in FINAL:
             status = state.status
-        elif info.status == JobStatus.UNKNOWN:
-            status = "lost"
+        elif info.status == BackendState.UNKNOWN:
+            status = LOST
             execution.error = execution.error or f"The run's head job is gone without an outcome ({info.reason})."
         else:
             status = _BACKEND_STATUS[info.status]
-        if execution.cancel_requested and status != "succeeded":
-            status = "cancelled"
+        if execution.cancel_requested and status != SUCCEEDED:
+            status = CANCELLED
         execution.status = status
         execution.finished_at = to_datetime(state.finished) or now()
         execution.exit_status = state.exit_status if state.exit_status is not None else info.exit_code
-        if status == "failed":
+        if status == FAILED:
             execution.error = state.error_message or execution.error or f"Nextflow exited with {info.exit_code}."

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import permissions
+from ..data.paging import page_sorted
 from ..data.storage import Storage
 from ..db.models import DataFile, Execution, PipelineVersion
 from ..errors import FlowError, not_found
@@ -24,9 +27,7 @@ from ..pipelines import registry
 from ..reports import FoundReport, ReportSpec, find_reports, report_globs
 from ..reports.discovery import DEFAULT_SPECS
 from ..reports.multiqc import DATA_JSON
-from .backends.local import STDOUT_FILE
-from .backends.slurm import HEAD_OUTPUT
-from .service import require_execution, run_files
+from .runfiles import LOCAL_STDOUT_FILE, SLURM_OUTPUT_FILE, run_files
 
 MAX_TOWER_BYTES = 256 * 1024
 #: A published directory (MultiQC's `multiqc_data/`) counts with the files in it, up to this many per directory.
@@ -111,20 +112,27 @@ def _served_output(session: Session, storage: Storage, execution: Execution, run
 
 def _found(session: Session, storage: Storage, execution: Execution) -> list[FoundReport]:
     run_dir = storage.resolve(execution.run_dir)
-    specs = _tower_specs(storage, session.get(PipelineVersion, execution.pipeline_version_id))
+    specs = _tower_specs(storage, session.get_one(PipelineVersion, execution.pipeline_version_id))
     return find_reports(run_dir, specs, published=_published(session, storage, execution))
 
 
-def list_reports(session: Session, actor: Actor, storage: Storage, execution_uuid: str) -> dict[str, Any]:
-    execution = require_execution(session, actor, execution_uuid, "view")
-    base = f"/flow/api/executions/{execution.uuid}/reports/"
-    return {"items": [{"path": found.path, "display": found.display, "mimetype": found.mimetype, "size": found.size,
-                       "url": base + found.path} for found in _found(session, storage, execution)]}
+def list_reports(session: Session, actor: Actor, storage: Storage, execution_uuid: str, after: str | None = None,
+                 limit: int = 50) -> dict[str, Any]:
+    """The run's reports, a page at a time in spec order then by path; each ``url`` is relative to the API root."""
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
+    base = f"executions/{execution.uuid}/reports/"
+
+    def render(found: FoundReport) -> dict[str, Any]:
+        return {"path": found.path, "display": found.display, "mimetype": found.mimetype, "size": found.size,
+                "url": base + quote(found.path)}
+
+    return page_sorted(_found(session, storage, execution), lambda found: (found.spec, found.path), after, limit,
+                       render, key_types=(int, str))
 
 
 def report_file(session: Session, actor: Actor, storage: Storage, execution_uuid: str, path: str) -> ServedFile:
     """One of the run's reports by its run-relative path; 404 for any other path."""
-    execution = require_execution(session, actor, execution_uuid, "view")
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
     wanted = PurePosixPath(path).as_posix()
     for found in _found(session, storage, execution):
         if found.path == wanted:
@@ -135,7 +143,7 @@ def report_file(session: Session, actor: Actor, storage: Storage, execution_uuid
 
 def multiqc_data(session: Session, actor: Actor, storage: Storage, execution_uuid: str) -> ServedFile:
     """The run's published multiqc_data.json (the first one, by path), for notebooks and scripts."""
-    execution = require_execution(session, actor, execution_uuid, "view")
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
     run_dir = storage.resolve(execution.run_dir)
     spec = ReportSpec(pattern=DATA_JSON, display="MultiQC data", mimetype="application/json")
     found = find_reports(run_dir, [spec], published=_published(session, storage, execution))
@@ -146,14 +154,14 @@ def multiqc_data(session: Session, actor: Actor, storage: Storage, execution_uui
 
 def log_file(session: Session, actor: Actor, storage: Storage, execution_uuid: str, which: str) -> ServedFile:
     """Nextflow's log or the head process's output of this execution, as a download."""
-    execution = require_execution(session, actor, execution_uuid, "view")
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
     if which not in LOGS:
         raise not_found("log")
     run_dir = storage.resolve(execution.run_dir)
     if which == "nextflow":
-        name = run_files(execution)["log"]
+        name = run_files(execution).log
     else:
-        name = HEAD_OUTPUT if execution.backend == "slurm" else STDOUT_FILE
+        name = SLURM_OUTPUT_FILE if execution.backend == "slurm" else LOCAL_STDOUT_FILE
     path = run_dir / name
     if path.is_symlink() or not path.is_file():
         raise FlowError(404, "no_log", f"This execution has no {which} log (yet).")

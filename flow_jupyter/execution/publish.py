@@ -11,7 +11,6 @@ the run directory, and links that leave it, are not registered (and logged).
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -25,10 +24,10 @@ from ..data.files import register_file
 from ..data.safeopen import open_beneath, relative_inside
 from ..data.storage import Storage
 from ..db.models import DataFile, Execution, Origin
+from ..fsutil import hash_stream
 from .outputs import expand_published
 
 log = logging.getLogger(__name__)
-_CHUNK = 1 << 20
 
 
 def _previous(session: Session, storage: Storage, execution: Execution, run_path: str) -> DataFile | None:
@@ -44,7 +43,6 @@ def _previous(session: Session, storage: Storage, execution: Execution, run_path
 
 def _store(source: Any, source_path: Path, target: Path) -> tuple[str, int]:
     """Put the opened file's bytes at ``target`` (a hard link, else a copy) and return (sha256, size)."""
-    digest, size = hashlib.sha256(), 0
     target.parent.mkdir(parents=True, exist_ok=True)
     linked = False
     try:
@@ -57,15 +55,10 @@ def _store(source: Any, source_path: Path, target: Path) -> tuple[str, int]:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise
     if linked:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        digest, size = hash_stream(source)
         return digest.hexdigest(), size
     with open(target, "xb") as out:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
+        digest, size = hash_stream(source, copy_to=out)
         out.flush()
         os.fsync(out.fileno())
     return digest.hexdigest(), size

@@ -5,7 +5,7 @@ manager (manager.py) does everything that touches a backend, so an HTTP request 
 
 A resumed execution reuses the original's run directory: Nextflow's ``-resume`` needs the same launch directory
 (its ``.nextflow`` cache) and work directory. Each execution therefore has its own events file
-(``events-<uuid>.ndjson``), and a resume also its own trace file and Nextflow log (`run_files`), so the monitor of one
+(``events-<uuid>.ndjson``), and a resume also its own trace file and Nextflow log (runfiles.py), so the monitor of one
 never reads another's history.
 """
 from __future__ import annotations
@@ -14,39 +14,31 @@ import dataclasses
 import uuid as uuidlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import or_, select, true
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import permissions
 from ..config import FlowSettings
+from ..data import refs
 from ..data.lookup import valid_id
 from ..data.paging import page
 from ..data.safeopen import open_beneath
 from ..data.storage import Storage
-from ..db.models import Execution, PipelineVersion, ProcessExecution, Project
-from ..errors import FlowError, bad_request, not_found
+from ..db.models import Execution, PipelineVersion, ProcessExecution
+from ..errors import FlowError, bad_request
 from ..identity import Actor
 from ..pipelines import forms, registry
 from .backends import Resources
-from .launch import LOG_FILE, TRACE_FILE
-from .monitor import TERMINAL_RUN_STATUSES, RunState
+from .runfiles import run_files
+from .runstate import RunState
+from .status import CANCELLED, FINAL, PENDING, stored_task_status, task_status
 
-ACTIVE_STATUSES = ("submitted", "running")
 #: The execution manager's own notes (queue ETA, scheduler errors) ride along in monitor_state under this key.
 MANAGER_KEY = "manager"
 LOG_CHUNK = 256 * 1024
 BACKENDS = ("local", "slurm")
-
-
-def run_files(execution: Execution) -> dict[str, str]:
-    """The events, trace and log file names of this execution inside its (possibly shared) run directory."""
-    if execution.resumed_from_id is None:
-        trace, log = TRACE_FILE, LOG_FILE
-    else:
-        trace, log = f"trace-{execution.uuid}.txt", f"nextflow-{execution.uuid}.log"
-    return {"events": f"events-{execution.uuid}.ndjson", "trace": trace, "log": log}
 
 
 def with_notes(monitor_state: dict | None, **notes: Any) -> dict:
@@ -63,17 +55,19 @@ def to_datetime(epoch_ms: int | None) -> datetime | None:
 
 # --- views ------------------------------------------------------------------------------------------------------
 
-def execution_json(execution: Execution, detail: bool = False) -> dict[str, Any]:
+def execution_json(session: Session, execution: Execution, detail: bool = False) -> dict[str, Any]:
+    """An execution, named by its uuid (``id``; ``resumed_from`` is the uuid of the run it resumed, if any)."""
     iso = lambda value: value.isoformat() if value else None  # noqa: E731
     body: dict[str, Any] = {
         "id": execution.uuid,
-        "owner": execution.owner_id,
+        **refs.owner(session, execution.owner_id),
         "project": execution.project_id,
         "pipeline_version": execution.pipeline_version_id,
         "status": execution.status,
         "backend": execution.backend,
         "run_name": execution.run_name,
         "session_id": execution.session_id,
+        "resumed_from": refs.execution_uuid(session, execution.resumed_from_id),
         "created_at": iso(execution.created_at),
         "submitted_at": iso(execution.submitted_at),
         "started_at": iso(execution.started_at),
@@ -101,41 +95,21 @@ def execution_json(execution: Execution, detail: bool = False) -> dict[str, Any]
     return body
 
 
+def _preload_refs(session: Session, executions: Sequence[Execution]) -> None:
+    refs.preload(session, users=(e.owner_id for e in executions),
+                 executions=(e.resumed_from_id for e in executions))
+
+
 def task_json(task: ProcessExecution) -> dict[str, Any]:
+    """A task; its ``status`` is one of status.TASK_STATUSES (the row keeps Nextflow's name)."""
     iso = lambda value: value.isoformat() if value else None  # noqa: E731
     return {
         "id": task.id, "key": task.task_key, "task_id": task.task_id, "name": task.name, "process": task.process,
-        "tag": task.tag, "native_id": task.native_id, "status": task.status, "exit": task.exit,
+        "tag": task.tag, "native_id": task.native_id, "status": task_status(task.status), "exit": task.exit,
         "submitted_at": iso(task.submitted_at), "started_at": iso(task.started_at),
         "finished_at": iso(task.finished_at), "cpu_percent": task.cpu_percent, "peak_rss": task.peak_rss,
         "workdir": task.workdir,
     }
-
-
-# --- access -----------------------------------------------------------------------------------------------------
-
-def visible_executions(actor: Actor):
-    """Executions are visible to their owner and to whoever can view their project."""
-    if actor.is_admin:
-        return true()
-    return or_(Execution.owner_id == actor.user_id,
-               Execution.project_id.in_(select(Project.id).where(permissions.visible_projects(actor))))
-
-
-def require_execution(session: Session, actor: Actor, execution_uuid: str, action: str) -> Execution:
-    """The execution, or 404 when the caller cannot see it; 403 when they see it but may not ``action`` it."""
-    execution = session.scalar(select(Execution).where(Execution.uuid == str(execution_uuid)[:36]))
-    if execution is None:
-        raise not_found("execution")
-    if actor.is_admin or execution.owner_id == actor.user_id:
-        return execution
-    project = session.get(Project, execution.project_id)
-    power = permissions.project_power(session, actor, project) if project else permissions.NONE
-    if power == permissions.NONE:
-        raise not_found("execution")
-    if power < permissions.ACTIONS[action]:
-        raise FlowError(403, "forbidden", f"You may not {action} this execution.")
-    return execution
 
 
 # --- params -----------------------------------------------------------------------------------------------------
@@ -182,19 +156,19 @@ def create(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
     execution_uuid = str(uuidlib.uuid4())
     execution = Execution(
         uuid=execution_uuid, owner_id=actor.user_id, project_id=project.id, pipeline_version_id=version.id,
-        params=params, status="pending", backend=backend, run_dir=f"executions/{execution_uuid}",
+        params=params, status=PENDING, backend=backend, run_dir=f"executions/{execution_uuid}",
         provenance=body.get("provenance"), resources=resources,
     )
     if unavailable is not None:
         execution.monitor_state = with_notes(None, backend_error=unavailable.message)
     session.add(execution)
     session.flush()
-    return {**execution_json(execution, detail=True), "warnings": warnings}
+    return {**execution_json(session, execution, detail=True), "warnings": warnings}
 
 
 def list_executions(session: Session, actor: Actor, after: str | None, limit: int,
                     filters: dict[str, Any]) -> dict[str, Any]:
-    query = select(Execution).where(visible_executions(actor))
+    query = select(Execution).where(permissions.visible_executions(actor))
     if filters.get("status"):
         query = query.where(Execution.status == filters["status"])
     if filters.get("project") is not None:
@@ -202,19 +176,21 @@ def list_executions(session: Session, actor: Actor, after: str | None, limit: in
     if filters.get("pipeline"):
         version_ids = [v.id for v in registry.get_pipeline_row(session, filters["pipeline"]).versions]
         query = query.where(Execution.pipeline_version_id.in_(version_ids or [-1]))
-    return page(session, query, [Execution.id], after, limit, execution_json)
+    return page(session, query, [Execution.id], after, limit, lambda row: execution_json(session, row),
+                prefetch=lambda rows: _preload_refs(session, rows))
 
 
 def get(session: Session, actor: Actor, execution_uuid: str) -> dict[str, Any]:
-    return execution_json(require_execution(session, actor, execution_uuid, "view"), detail=True)
+    return execution_json(session, permissions.require_execution(session, actor, execution_uuid, "view"),
+                          detail=True)
 
 
 def tasks(session: Session, actor: Actor, execution_uuid: str, after: str | None, limit: int,
           filters: dict[str, Any]) -> dict[str, Any]:
-    execution = require_execution(session, actor, execution_uuid, "view")
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
     query = select(ProcessExecution).where(ProcessExecution.execution_id == execution.id)
     if filters.get("status"):
-        query = query.where(ProcessExecution.status == str(filters["status"]).upper())
+        query = query.where(ProcessExecution.status == stored_task_status(filters["status"]))
     if filters.get("process"):
         query = query.where(ProcessExecution.process == filters["process"])
     return page(session, query, [ProcessExecution.id], after, limit, task_json)
@@ -222,10 +198,10 @@ def tasks(session: Session, actor: Actor, execution_uuid: str, after: str | None
 
 def log_tail(session: Session, actor: Actor, storage: Storage, execution_uuid: str, offset: int) -> dict[str, Any]:
     """Up to 256 KiB of the Nextflow log from ``offset``, and where to ask next."""
-    execution = require_execution(session, actor, execution_uuid, "view")
+    execution = permissions.require_execution(session, actor, execution_uuid, "view")
     run_dir = storage.resolve(execution.run_dir)
     try:
-        handle, _info = open_beneath(run_dir, run_files(execution)["log"])  # a planted link is no log
+        handle, _info = open_beneath(run_dir, run_files(execution).log)  # a planted link is no log
         with handle:
             size = handle.seek(0, 2)
             start = min(offset, size)
@@ -234,31 +210,31 @@ def log_tail(session: Session, actor: Actor, storage: Storage, execution_uuid: s
     except OSError:
         size, start, data = 0, 0, b""
     return {"offset": start, "next": start + len(data), "size": size, "text": data.decode("utf-8", "replace"),
-            "complete": execution.status in TERMINAL_RUN_STATUSES and start + len(data) >= size}
+            "complete": execution.status in FINAL and start + len(data) >= size}
 
 
 def cancel(session: Session, actor: Actor, execution_uuid: str) -> dict[str, Any]:
     """A pending run is cancelled at once; an active one is flagged, and the manager stops its backend job."""
-    execution = require_execution(session, actor, execution_uuid, "edit")
-    if execution.status == "pending":
-        execution.status = "cancelled"
+    execution = permissions.require_execution(session, actor, execution_uuid, "edit")
+    if execution.status == PENDING:
+        execution.status = CANCELLED
         execution.finished_at = datetime.now(timezone.utc)
-    elif execution.status not in TERMINAL_RUN_STATUSES:
+    elif execution.status not in FINAL:
         execution.cancel_requested = True
-    return execution_json(execution, detail=True)
+    return execution_json(session, execution, detail=True)
 
 
 def resume(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, execution_uuid: str,
            body: dict[str, Any]) -> dict[str, Any]:
     """A new execution in the original's run dir, started with ``-resume <session>`` and the changed params."""
-    original = require_execution(session, actor, execution_uuid, "edit")
+    original = permissions.require_execution(session, actor, execution_uuid, "edit")
     permissions.require_project(session, actor, original.project_id, "edit")
-    if original.status not in TERMINAL_RUN_STATUSES:
+    if original.status not in FINAL:
         raise FlowError(409, "still_running", "Only a finished execution can be resumed.")
     if not original.session_id:
         raise FlowError(409, "no_session", "This execution never started a Nextflow session to resume.")
     busy = session.scalar(select(Execution.id).where(Execution.run_dir == original.run_dir,
-                                                     Execution.status.notin_(TERMINAL_RUN_STATUSES)))
+                                                     Execution.status.notin_(FINAL)))
     if busy is not None:
         raise FlowError(409, "run_dir_busy", "Another execution is running in this run directory.")
     params = {**original.params, **(body.get("params") or {})}
@@ -266,13 +242,13 @@ def resume(session: Session, actor: Actor, storage: Storage, settings: FlowSetti
     warnings = _check_params(session, actor, storage, settings, session.get(PipelineVersion, version), params)
     execution = Execution(
         uuid=str(uuidlib.uuid4()), owner_id=actor.user_id, project_id=original.project_id,
-        pipeline_version_id=version, params=params, status="pending", backend=original.backend,
+        pipeline_version_id=version, params=params, status=PENDING, backend=original.backend,
         run_dir=original.run_dir, session_id=original.session_id, resumed_from_id=original.id,
         provenance=body.get("provenance", original.provenance), resources=original.resources,
     )
     session.add(execution)
     session.flush()
-    return {**execution_json(execution, detail=True), "warnings": warnings}
+    return {**execution_json(session, execution, detail=True), "warnings": warnings}
 
 
 def run_path(storage: Storage, execution: Execution) -> Path:

@@ -104,7 +104,7 @@ def pattern_properties_keyword(validator: Validator, patterns: dict[str, Any], i
     for pattern, subschema in patterns.items():
         for name, value in instance.items():
             if search(pattern, name):
-                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+                yield from _descend(validator, value, subschema, path=name, schema_path=pattern)
 
 
 def additional_properties_keyword(validator: Validator, additional: Any, instance: Any,
@@ -115,7 +115,7 @@ def additional_properties_keyword(validator: Validator, additional: Any, instanc
     extras = sorted(_additional_names(instance, schema), key=str)
     if validator.is_type(additional, "object"):
         for name in extras:
-            yield from validator.descend(instance[name], additional, path=name)
+            yield from _descend(validator, instance[name], additional, path=name)
     elif additional is False and extras:
         shown = ", ".join(repr(name) for name in extras)
         if "patternProperties" in schema:
@@ -125,6 +125,11 @@ def additional_properties_keyword(validator: Validator, additional: Any, instanc
         else:
             verb = "was" if len(extras) == 1 else "were"
             yield ValidationError(f"Additional properties are not allowed ({shown} {verb} unexpected)")
+
+
+def _descend(validator: Validator, instance: Any, schema: Any, **where: Any) -> Iterator[ValidationError]:
+    """``validator.descend``: every validator class has it, but jsonschema's Validator protocol (and stub) omit it."""
+    return validator.descend(instance, schema, **where)  # type: ignore[attr-defined]
 
 
 def _additional_names(instance: dict[str, Any], schema: dict[str, Any]) -> Iterator[str]:
@@ -164,5 +169,5 @@ def ecma_validator(base: type[Validator]) -> type[Validator]:
         for error in meta.iter_errors(schema):
             raise SchemaError.create_from(error)
 
-    cls.check_schema = staticmethod(check_schema)  # type: ignore[method-assign]
+    cls.check_schema = staticmethod(check_schema)
     return cls

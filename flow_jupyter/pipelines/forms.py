@@ -106,6 +106,7 @@ def _save(session: Session, actor: Actor, storage: Storage, sheet_schema: dict[s
                                           "edit")
     content = samplesheet.to_csv(rows, samplesheet.columns_of(sheet_schema, rows))
     filename = target.get("filename", "samplesheet.csv")
-    return files.datafile_json(files.store_bytes(session, storage, owner_id=actor.user_id, project_id=project.id,
-                                                 sample_id=None, filename=filename, content=content))
+    return files.datafile_json(session, files.store_bytes(session, storage, owner_id=actor.user_id,
+                                                          project_id=project.id, sample_id=None, filename=filename,
+                                                          content=content))
 

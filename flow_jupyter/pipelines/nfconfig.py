@@ -1,4 +1,9 @@
-"""What a pipeline's ``nextflow.config`` says about its parameters, read without running Nextflow.
+"""The one reader of Nextflow configuration text: what a pipeline's config says about its parameters.
+
+Two ways in. :func:`parse_config_flat` reads the output of ``nextflow config -flat`` (``params.x = 'y'`` lines,
+values as Groovy literals, read by :func:`parse_groovy_literal`; nothing is evaluated): the defaults of a pipeline
+without ``nextflow_schema.json``, which the registry stores as the version's ``config_params``.
+:func:`read_config_params` reads a checkout's ``nextflow.config`` itself, statically, for the rules below.
 
 nf-schema treats a parameter as known when the schema declares it, when the config's ``validation.ignoreParams``
 or ``validation.defaultIgnoreParams`` name it (or a ``name.`` prefix of it), and (for its own warning) when the
@@ -14,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 MAX_CONFIG_BYTES = 1024 * 1024
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -78,7 +84,7 @@ def _top_level_assignments(body: str) -> dict[str, str]:
 
 def _names(value: str) -> list[str]:
     """``['a', "b"]`` or ``'a,b'`` as names."""
-    strings = [s[1:-1] for s in _STRINGS.findall(value)]
+    strings = [str(parse_groovy_literal(s)) for s in _STRINGS.findall(value)]
     if value.lstrip().startswith("["):
         return [s.strip() for s in strings if s.strip()]
     return [part.strip() for s in strings for part in s.split(",") if part.strip()]
@@ -129,4 +135,140 @@ def read_config_params(pipeline_dir: Path) -> ConfigParams:
     return _cached(str(path), info.st_mtime_ns, info.st_size)
 
 
-__all__ = ["ConfigParams", "parse_config", "read_config_params"]
+# --- `nextflow config -flat` and Groovy literals -----------------------------------------------------------------
+
+def parse_config_flat(text: str, *, scope: str | None = "params") -> dict[str, Any]:
+    """``nextflow config -flat`` output (``params.x = 'y'`` lines) as values; only ``scope`` keys, prefix removed.
+
+    Values are Groovy literals as Nextflow renders them: quoted strings (with ``\\'``, ``\\n``... escapes),
+    numbers, ``true``/``false``/``null``, lists ``['a', 'b']`` and maps ``[a:1, b:'x']``. Anything else (an
+    expression such as ``2.GB`` in a main.nf) is kept as its text. ``scope=None`` keeps every key unchanged.
+    """
+    prefix = f"{scope}." if scope else ""
+    values: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, sep, raw = line.partition(" = ")
+        key = key.strip()
+        if not sep or not key or key.startswith(("//", "#")) or not key.startswith(prefix):
+            continue
+        name = key[len(prefix):]
+        if name:
+            values[name] = parse_groovy_literal(raw.strip())
+    return values
+
+
+def parse_groovy_literal(text: str) -> Any:
+    """One Groovy literal; text that is not one (or not entirely one) is returned as the string it is."""
+    try:
+        value, end = _GroovyLiteral(text).parse(0, depth=0)
+    except ValueError:
+        return text
+    return value if end == len(text) else text
+
+
+class _GroovyLiteral:
+    """A small recursive-descent reader for the literals ``config -flat`` prints; nothing is evaluated."""
+
+    _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?([lLgGiIdDfF])?")
+    _WORD = re.compile(r"true|false|null")
+    _KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]*")
+    _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\", "$": "$",
+                "/": "/"}
+    MAX_DEPTH = 32
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def parse(self, pos: int, depth: int) -> tuple[Any, int]:
+        if depth > self.MAX_DEPTH or pos >= len(self.text):
+            raise ValueError("no value")
+        char = self.text[pos]
+        if char in "'\"":
+            return self._string(pos)
+        if char == "[":
+            return self._collection(pos, depth)
+        word = self._WORD.match(self.text, pos)
+        if word:
+            return {"true": True, "false": False, "null": None}[word.group()], word.end()
+        number = self._NUMBER.match(self.text, pos)
+        if number:
+            literal = number.group()
+            suffix = number.group(3) or ""
+            digits = literal[: len(literal) - len(suffix)]
+            if number.group(1) or number.group(2) or suffix in ("d", "D", "f", "F"):
+                return float(digits), number.end()
+            return int(digits), number.end()
+        raise ValueError("not a literal")
+
+    def _string(self, pos: int) -> tuple[str, int]:
+        quote = self.text[pos]
+        out: list[str] = []
+        i = pos + 1
+        while i < len(self.text):
+            char = self.text[i]
+            if char == quote:
+                return "".join(out), i + 1
+            if char == "\\" and i + 1 < len(self.text):
+                following = self.text[i + 1]
+                if following == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", self.text[i + 2:i + 6]):
+                    out.append(chr(int(self.text[i + 2:i + 6], 16)))
+                    i += 6
+                    continue
+                out.append(self._ESCAPES.get(following, "\\" + following))
+                i += 2
+                continue
+            out.append(char)
+            i += 1
+        raise ValueError("unterminated string")
+
+    def _skip(self, pos: int) -> int:
+        while pos < len(self.text) and self.text[pos] == " ":
+            pos += 1
+        return pos
+
+    def _collection(self, pos: int, depth: int) -> tuple[Any, int]:
+        pos = self._skip(pos + 1)
+        if self.text.startswith(":]", pos):
+            return {}, pos + 2
+        if self.text.startswith("]", pos):
+            return [], pos + 1
+        items: list[Any] = []
+        mapping: dict[str, Any] = {}
+        is_map: bool | None = None
+        while True:
+            key, after_key = self._map_key(pos)
+            if is_map is None:
+                is_map = key is not None
+            if is_map:
+                if key is None:
+                    raise ValueError("mixed list and map")
+                value, pos = self.parse(self._skip(after_key), depth + 1)
+                mapping[key] = value
+            else:
+                value, pos = self.parse(pos, depth + 1)
+                items.append(value)
+            pos = self._skip(pos)
+            if self.text.startswith("]", pos):
+                return (mapping if is_map else items), pos + 1
+            if not self.text.startswith(",", pos):
+                raise ValueError("expected , or ]")
+            pos = self._skip(pos + 1)
+
+    def _map_key(self, pos: int) -> tuple[str | None, int]:
+        if pos < len(self.text) and self.text[pos] in "'\"":
+            try:
+                key, end = self._string(pos)
+            except ValueError:
+                return None, pos
+        else:
+            match = self._KEY.match(self.text, pos)
+            if not match or match.group() in ("true", "false", "null"):
+                return None, pos
+            key, end = match.group(), match.end()
+        end = self._skip(end)
+        if self.text.startswith(":", end):
+            return key, end + 1
+        return None, pos
+
+
+__all__ = ["ConfigParams", "parse_config", "parse_config_flat", "parse_groovy_literal", "read_config_params"]

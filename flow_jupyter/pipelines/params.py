@@ -182,7 +182,9 @@ def _sheet_rows(session: Session, actor: Actor, storage: Storage, version: Pipel
 
 
 def _exists_columns(sheet_schema: dict[str, Any]) -> list[str]:
-    items = sheet_schema.get("items") if isinstance(sheet_schema.get("items"), dict) else {}
+    items = sheet_schema.get("items")
+    if not isinstance(items, dict):
+        items = {}
     if isinstance(items.get("$ref"), str):
         try:
             items = schema.resolve_pointer(sheet_schema, items["$ref"])
@@ -242,6 +244,9 @@ def sheet_params(version: PipelineVersion) -> list[str]:
 
 def _check_sheets(session: Session, actor: Actor, storage: Storage, policy: PathPolicy, version: PipelineVersion,
                   params: dict[str, Any]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    sheet_schema = version.samplesheet_schema
+    if sheet_schema is None:  # then no parameter is a sheet Flow reads (sheet_params)
+        return {}
     sheets = {}
     for name in sheet_params(version):
         ident = schema.datafile_id(params.get(name))
@@ -249,7 +254,7 @@ def _check_sheets(session: Session, actor: Actor, storage: Storage, policy: Path
             continue
         pointer = "/" + _escape(name)
         filename, rows = _sheet_rows(session, actor, storage, version, ident, pointer)
-        resolved, errors = check_sheet_rows(session, actor, storage, policy, version.samplesheet_schema, rows)
+        resolved, errors = check_sheet_rows(session, actor, storage, policy, sheet_schema, rows)
         if errors:
             raise FlowError(400, "invalid_samplesheet", f"{len(errors)} problem(s) in the sample sheet given as "
                             f"'{name}'.", pointer, errors=[{**error, "field": pointer} for error in errors])

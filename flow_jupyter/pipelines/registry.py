@@ -15,18 +15,21 @@ from typing import Any
 
 import yaml
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from .. import __version__
+from .. import permissions
+from .._version import __version__
 from ..config import FlowSettings
 from ..data.lookup import valid_id
+from ..data.paging import page, page_sorted
 from ..data.storage import Storage
 from ..db.models import Pipeline, PipelineVersion
-from ..errors import FlowError, bad_request, conflict, forbidden, not_found
+from ..errors import FlowError, bad_request, conflict, not_found
 from ..identity import Actor
 from ..proc import CommandError, run
 from . import git
-from .schema import declared_params, default_problems, load_schema, parse_config_flat
+from .nfconfig import parse_config_flat
+from .schema import declared_params, default_problems, load_schema
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_PREFIX = "bundled:"
@@ -214,15 +217,10 @@ def _static_params(text: str) -> dict[str, Any]:
 
 # --- changes (admins) -------------------------------------------------------------------------------------------
 
-def _require_admin(actor: Actor) -> None:
-    if not actor.is_admin:
-        raise forbidden("Only Flow admins may change the pipeline registry.")
-
-
 def add_pipeline(session: Session, actor: Actor, storage: Storage, settings: FlowSettings,
                  body: dict[str, Any]) -> dict[str, Any]:
     """Register a git repository and its first version (``ref``; default: the repository's newest tag)."""
-    _require_admin(actor)
+    permissions.require_flow_admin(actor, "change the pipeline registry")
     source = git.check_source(body["source"])
     refs = git.list_refs(source)
     name = body.get("name") or PurePosixPath(source.rstrip("/")).name.removesuffix(".git")
@@ -245,7 +243,7 @@ def add_pipeline(session: Session, actor: Actor, storage: Storage, settings: Flo
 
 def add_version(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, pipeline_ref: str,
                 body: dict[str, Any]) -> dict[str, Any]:
-    _require_admin(actor)
+    permissions.require_flow_admin(actor, "change the pipeline registry")
     pipeline = get_pipeline_row(session, pipeline_ref)
     if pipeline.bundled:
         raise bad_request("Bundled pipelines get their versions from Flow itself.", field="/ref")
@@ -273,7 +271,7 @@ def _add_version(session: Session, storage: Storage, settings: FlowSettings, pip
 
 
 def remove_pipeline(session: Session, actor: Actor, storage: Storage, pipeline_ref: str) -> None:
-    _require_admin(actor)
+    permissions.require_flow_admin(actor, "change the pipeline registry")
     pipeline = get_pipeline_row(session, pipeline_ref)
     if pipeline.bundled:
         raise bad_request("Bundled pipelines cannot be removed.", reason="bundled")
@@ -300,19 +298,37 @@ def ensure_bundled(session: Session, settings: FlowSettings) -> None:
     session.flush()
 
 
-def list_pipelines(session: Session, actor: Actor) -> dict[str, Any]:
-    pipelines = session.scalars(select(Pipeline).order_by(Pipeline.name)).all()
-    return {"items": [pipeline_json(p) for p in pipelines], "next": None}
+def list_pipelines(session: Session, actor: Actor, after: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """The registry by name, a page at a time (each pipeline with its versions, loaded in one query per page)."""
+    query = select(Pipeline).options(selectinload(Pipeline.versions))
+    return page(session, query, [Pipeline.name, Pipeline.id], after, limit, pipeline_json,
+                row_key=lambda p: (p.name, p.id), key_types=(str, int))
+
+
+def list_versions(session: Session, actor: Actor, pipeline_ref: str, after: str | None = None,
+                  limit: int = 50) -> dict[str, Any]:
+    """A pipeline's registered versions, oldest first (the newest is what a launch without a version runs)."""
+    pipeline = get_pipeline_row(session, pipeline_ref)
+    query = select(PipelineVersion).where(PipelineVersion.pipeline_id == pipeline.id)
+    return page(session, query, [PipelineVersion.id], after, limit, version_json)
 
 
 def get_pipeline(session: Session, actor: Actor, pipeline_ref: str) -> dict[str, Any]:
     return pipeline_json(get_pipeline_row(session, pipeline_ref))
 
 
-def available_refs(session: Session, actor: Actor, pipeline_ref: str) -> dict[str, Any]:
-    """Tags and branches of the pipeline's repository (for picking a version to register)."""
+_REF_KIND_ORDER = {"tag": 0, "branch": 1}
+
+
+def available_refs(session: Session, actor: Actor, pipeline_ref: str, after: str | None = None,
+                   limit: int = 50) -> dict[str, Any]:
+    """Tags and branches of the pipeline's repository (for picking a version to register): tags first, each kind
+    by name, a page at a time. A bundled pipeline lists its releases."""
     pipeline = get_pipeline_row(session, pipeline_ref)
     if pipeline.bundled:
-        return {"items": [{"name": v.ref, "kind": "release", "commit": ""} for v in pipeline.versions]}
-    return {"items": [{"name": r.name, "kind": r.kind, "commit": r.commit} for r in git.list_refs(pipeline.source)]}
+        found = [git.RemoteRef(v.ref, "release", "") for v in pipeline.versions]
+    else:
+        found = git.list_refs(pipeline.source)
+    return page_sorted(found, lambda r: (_REF_KIND_ORDER.get(r.kind, 2), r.name), after, limit,
+                       lambda r: {"name": r.name, "kind": r.kind, "commit": r.commit}, key_types=(int, str))
 

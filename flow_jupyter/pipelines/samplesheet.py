@@ -24,7 +24,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -137,7 +137,7 @@ def _table(filename: str, text: str, delimiter: str, headerless: bool) -> list[R
 class _NoAliasLoader(yaml.SafeLoader):
     """YAML without anchors/aliases: a sheet never needs them and they allow exponential 'billion laughs' data."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.events.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
@@ -409,7 +409,7 @@ def row_pointer(row: int | None, column: str | None = None) -> str:
 
 # --- writing ----------------------------------------------------------------------------------------------------
 
-def columns_of(schema: dict[str, Any], rows: list[Row] = ()) -> list[str]:
+def columns_of(schema: dict[str, Any], rows: Iterable[Row] = ()) -> list[str]:
     """Column order for writing a sheet: the schema's columns, then any extra ones the rows bring, as seen."""
     columns = list(properties_of(_items(schema)))
     for row in rows:

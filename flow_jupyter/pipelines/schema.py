@@ -8,7 +8,8 @@ entry; values are never interpreted, so quotes, ``$(...)`` or ``${...}`` stay pl
 nf-core conventions understood here: groups in ``definitions`` (draft-07) or ``$defs`` (2020-12) joined by ``allOf``,
 ``hidden``, ``fa_icon``, ``help_text``, ``errorMessage``, ``mimetype``, ``exists``, ``schema`` (the sample-sheet
 schema) and the path formats ``file-path``, ``directory-path``, ``path`` and ``file-path-pattern``. Pipelines
-without a schema get a form model from ``nextflow config -flat`` (:func:`parse_config_flat`).
+without a schema get a form model from their configuration's parameter defaults (:func:`form_model_from_params`;
+the configuration itself is read by nfconfig.py).
 """
 from __future__ import annotations
 
@@ -223,8 +224,8 @@ def _groups(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     """(id, group schema, ref) in form order: ``allOf`` order, then unreferenced groups; loose properties last."""
     ordered: list[tuple[str, dict[str, Any], str]] = []
     seen: set[int] = set()
-    all_of = schema.get("allOf") if isinstance(schema.get("allOf"), list) else []
-    for index, entry in enumerate(all_of):
+    all_of = schema.get("allOf")
+    for index, entry in enumerate(all_of if isinstance(all_of, list) else []):
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("$ref"), str):
@@ -408,141 +409,7 @@ def _string_list(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-# --- pipelines without a schema: `nextflow config -flat` ----------------------------------------------------------
-
-def parse_config_flat(text: str, *, scope: str | None = "params") -> dict[str, Any]:
-    """``nextflow config -flat`` output (``params.x = 'y'`` lines) as values; only ``scope`` keys, prefix removed.
-
-    Values are Groovy literals as Nextflow renders them: quoted strings (with ``\\'``, ``\\n``... escapes),
-    numbers, ``true``/``false``/``null``, lists ``['a', 'b']`` and maps ``[a:1, b:'x']``. Anything else (an
-    expression such as ``2.GB`` in a main.nf) is kept as its text. ``scope=None`` keeps every key unchanged.
-    """
-    prefix = f"{scope}." if scope else ""
-    values: dict[str, Any] = {}
-    for line in text.splitlines():
-        key, sep, raw = line.partition(" = ")
-        key = key.strip()
-        if not sep or not key or key.startswith(("//", "#")) or not key.startswith(prefix):
-            continue
-        name = key[len(prefix):]
-        if name:
-            values[name] = parse_groovy_literal(raw.strip())
-    return values
-
-
-def parse_groovy_literal(text: str) -> Any:
-    """One Groovy literal; text that is not one (or not entirely one) is returned as the string it is."""
-    try:
-        value, end = _GroovyLiteral(text).parse(0, depth=0)
-    except ValueError:
-        return text
-    return value if end == len(text) else text
-
-
-class _GroovyLiteral:
-    """A small recursive-descent reader for the literals ``config -flat`` prints; nothing is evaluated."""
-
-    _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?([lLgGiIdDfF])?")
-    _WORD = re.compile(r"true|false|null")
-    _KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]*")
-    _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\", "$": "$",
-                "/": "/"}
-    MAX_DEPTH = 32
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def parse(self, pos: int, depth: int) -> tuple[Any, int]:
-        if depth > self.MAX_DEPTH or pos >= len(self.text):
-            raise ValueError("no value")
-        char = self.text[pos]
-        if char in "'\"":
-            return self._string(pos)
-        if char == "[":
-            return self._collection(pos, depth)
-        word = self._WORD.match(self.text, pos)
-        if word:
-            return {"true": True, "false": False, "null": None}[word.group()], word.end()
-        number = self._NUMBER.match(self.text, pos)
-        if number:
-            literal = number.group()
-            suffix = number.group(3) or ""
-            digits = literal[: len(literal) - len(suffix)]
-            if number.group(1) or number.group(2) or suffix in ("d", "D", "f", "F"):
-                return float(digits), number.end()
-            return int(digits), number.end()
-        raise ValueError("not a literal")
-
-    def _string(self, pos: int) -> tuple[str, int]:
-        quote = self.text[pos]
-        out: list[str] = []
-        i = pos + 1
-        while i < len(self.text):
-            char = self.text[i]
-            if char == quote:
-                return "".join(out), i + 1
-            if char == "\\" and i + 1 < len(self.text):
-                following = self.text[i + 1]
-                if following == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", self.text[i + 2:i + 6]):
-                    out.append(chr(int(self.text[i + 2:i + 6], 16)))
-                    i += 6
-                    continue
-                out.append(self._ESCAPES.get(following, "\\" + following))
-                i += 2
-                continue
-            out.append(char)
-            i += 1
-        raise ValueError("unterminated string")
-
-    def _skip(self, pos: int) -> int:
-        while pos < len(self.text) and self.text[pos] == " ":
-            pos += 1
-        return pos
-
-    def _collection(self, pos: int, depth: int) -> tuple[Any, int]:
-        pos = self._skip(pos + 1)
-        if self.text.startswith(":]", pos):
-            return {}, pos + 2
-        if self.text.startswith("]", pos):
-            return [], pos + 1
-        items: list[Any] = []
-        mapping: dict[str, Any] = {}
-        is_map: bool | None = None
-        while True:
-            key, after_key = self._map_key(pos)
-            if is_map is None:
-                is_map = key is not None
-            if is_map:
-                if key is None:
-                    raise ValueError("mixed list and map")
-                value, pos = self.parse(self._skip(after_key), depth + 1)
-                mapping[key] = value
-            else:
-                value, pos = self.parse(pos, depth + 1)
-                items.append(value)
-            pos = self._skip(pos)
-            if self.text.startswith("]", pos):
-                return (mapping if is_map else items), pos + 1
-            if not self.text.startswith(",", pos):
-                raise ValueError("expected , or ]")
-            pos = self._skip(pos + 1)
-
-    def _map_key(self, pos: int) -> tuple[str | None, int]:
-        if pos < len(self.text) and self.text[pos] in "'\"":
-            try:
-                key, end = self._string(pos)
-            except ValueError:
-                return None, pos
-        else:
-            match = self._KEY.match(self.text, pos)
-            if not match or match.group() in ("true", "false", "null"):
-                return None, pos
-            key, end = match.group(), match.end()
-        end = self._skip(end)
-        if self.text.startswith(":", end):
-            return key, end + 1
-        return None, pos
-
+# --- pipelines without a schema -------------------------------------------------------------------------------
 
 def form_model_from_params(flat_params: dict[str, Any]) -> dict[str, Any]:
     """A form for a pipeline without ``nextflow_schema.json``: one field per param, typed by its default."""

@@ -42,12 +42,14 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class FoundReport:
-    """A report file found under a run: path is relative to the searched root (POSIX), never absolute."""
+    """A report file found under a run: path is relative to the searched root (POSIX), never absolute; ``spec`` is
+    the position of the spec it matched (reports are listed in spec order, then by path)."""
 
     path: str
     display: str
     mimetype: str
     size: int
+    spec: int = 0
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -161,7 +163,8 @@ def find_reports(run_dir_or_outdir: Path, specs: Iterable[ReportSpec] | None = N
                 break
             seen.add(rel)
             mimetype = spec.mimetype or guess_mimetype(rel)
-            found.append((order, rel, FoundReport(path=rel, display=spec.display, mimetype=mimetype, size=size)))
+            found.append((order, rel, FoundReport(path=rel, display=spec.display, mimetype=mimetype, size=size,
+                                                       spec=order)))
             break
     found.sort(key=lambda item: (item[0], item[1]))
     return [item[2] for item in found]

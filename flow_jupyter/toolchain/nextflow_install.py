@@ -20,8 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import FlowSettings
+from ..fsutil import atomic_write_text
 from ..proc import CommandError, run
 from .nf_plugin import build_plugin
+from .paths import nextflow_lib_dir
 
 LAUNCHER_MARKER = "# flow-jupyter nextflow launcher"
 LAUNCHER_REVISION = "revision 2"
@@ -78,7 +80,7 @@ class NextflowInstall:
 
     @property
     def lib_dir(self) -> Path:
-        return Path(self.settings.cache_dir) / "nextflow" / self.settings.nextflow_version / "lib"
+        return nextflow_lib_dir(self.settings)
 
     @property
     def bin_dir(self) -> Path:
@@ -190,10 +192,7 @@ class NextflowInstall:
             f"exec \"${{JAVA_CMD:-java}}\" {jvm} $NXF_OPTS $NXF_JVM_ARGS -cp {classpath} nextflow.cli.Launcher \"$@\"",
             "",
         ])
-        tmp = self.launcher_path.with_name(".nextflow.tmp")
-        tmp.write_text(script)
-        tmp.chmod(0o755)
-        tmp.replace(self.launcher_path)
+        atomic_write_text(self.launcher_path, script, mode=0o755)
         Path(self.settings.nxf_home).mkdir(parents=True, exist_ok=True)
 
 

@@ -32,15 +32,12 @@ from pathlib import Path
 
 from ..config import FlowSettings
 from ..proc import CommandError, run
+from .paths import nextflow_lib_dir
 
 PLUGIN_ID = "nf-flow"
 PLUGIN_VERSION = "0.1.0"
 #: Environment variable through which Flow tells the plugin where to write (never a Groovy config value).
 EVENTS_FILE_ENV = "FLOW_EVENTS_FILE"
-#: File name used in the launch directory when the variable is not set.
-DEFAULT_EVENTS_FILE = "events.ndjson"
-#: Version of the event schema (the ``v`` field of every line); must match the observer's SCHEMA_VERSION.
-EVENT_SCHEMA_VERSION = 1
 
 _SOURCE_PACKAGE = "flow_jupyter.execution"
 _SOURCE_DIR = "nf_plugin"
@@ -222,9 +219,7 @@ def plugin_status(settings: FlowSettings, lib_dir: Path | str | None = None) -> 
     if problem:
         return False, f"{PLUGIN_ID}@{PLUGIN_VERSION} in {target} is incomplete: {problem}"
     if lib_dir is None:
-        from .nextflow_install import NextflowInstall
-
-        lib_dir = NextflowInstall(settings).lib_dir
+        lib_dir = nextflow_lib_dir(settings)
     try:
         current = source_hash(Path(lib_dir))
     except PluginBuildError as exc:

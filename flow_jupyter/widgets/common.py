@@ -9,9 +9,11 @@ import html
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..execution.status import FINAL
+
 T = TypeVar("T")
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+TERMINAL_STATUSES = FINAL
 """A run in one of these states never changes again: monitors stop polling it."""
 
 STATUS_COLOURS = {

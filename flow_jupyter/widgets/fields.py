@@ -17,15 +17,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..client.references import datafile_reference
+
 UNSET: Any = object()
 """What :attr:`FormField.value` is when the user left the parameter to the pipeline."""
 
 TEXT_KINDS = frozenset({"text", "directory", "uri"})
 PICKER_KINDS = frozenset({"file", "path", "glob"})
 """Kinds whose value may be a Flow data file, chosen from a :class:`DataBrowser`."""
-
-DATAFILE_TEXT = re.compile(r"(?:flow://datafile/|datafile:)([1-9][0-9]{0,17})")
-"""How a data file is written in a text field: ``flow://datafile/7`` (what the server accepts) or ``datafile:7``."""
 
 LABEL_WIDTH = "230px"
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -37,10 +36,7 @@ def text_value(text: str) -> Any:
     text = text.strip()
     if not text:
         return UNSET
-    match = DATAFILE_TEXT.fullmatch(text)
-    if match:
-        return {"datafile": int(match.group(1))}
-    return text
+    return datafile_reference(text) or text
 
 
 def datafile_text(datafile_id: int) -> str:

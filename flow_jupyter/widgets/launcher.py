@@ -180,7 +180,8 @@ class PipelineLauncher(widgets.VBox):
         self.fields = {}
         sections, hidden = [], []
         for group in model.get("groups") or []:
-            shown, folded = [], []
+            shown: list[Any] = []
+            folded: list[Any] = []
             for field_model in group.get("fields") or []:
                 field = FormField(field_model, browse=self._file_picker)
                 self.fields[field.name] = field
@@ -320,4 +321,5 @@ class PipelineLauncher(widgets.VBox):
 
 
 def _ref(version: Any) -> str:
-    return version.get("ref") if isinstance(version, dict) else getattr(version, "ref", str(version))
+    # a version's JSON always names its ref (Pipeline.from_json reads it the same way)
+    return version["ref"] if isinstance(version, dict) else getattr(version, "ref", str(version))

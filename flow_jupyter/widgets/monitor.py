@@ -15,11 +15,12 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Float, Int
 
+from ..execution.status import TASK_FINAL, TASK_STATUSES
 from .common import (BAR_STYLES, TERMINAL_STATUSES, api_get, is_connection_problem, note_html, resolve_client,
                      status_html, try_or_show)
 from .poller import PolledView
 
-DONE_BUCKETS = ("succeeded", "cached", "failed", "aborted")
+DONE_BUCKETS = tuple(status for status in TASK_STATUSES if status in TASK_FINAL)
 TASK_COLUMNS = ("process", "tag", "status", "exit", "native_id", "cpu_percent", "peak_rss")
 
 
@@ -196,7 +197,7 @@ class ExecutionMonitor(PolledView, widgets.VBox):
         done = sum(progress.get(bucket, 0) for bucket in DONE_BUCKETS)
         self.progress.max = max(total, 1)
         self.progress.value = done
-        self.progress.bar_style = BAR_STYLES.get(detail.get("status"), "info" if total else "")
+        self.progress.bar_style = BAR_STYLES.get(detail.get("status", ""), "info" if total else "")
         self.progress_label.value = _counts_text(progress, total)
         for process, counts in (detail.get("processes") or {}).items():
             self._show_process(process, counts)

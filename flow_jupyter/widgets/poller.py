@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import error_html, is_connection_problem
 
@@ -96,7 +96,25 @@ class Poller:
             self._stopped.wait(self.interval)
 
 
-class PolledView:
+if TYPE_CHECKING:  # pragma: no cover
+    class _PolledWidget:
+        """What PolledView needs of the widget it is mixed into (its own halves and traits, and the box's API)."""
+
+        interval: float
+        message: Any
+
+        def _fetch(self) -> Any: ...
+
+        def _apply(self, fetched: Any) -> bool: ...
+
+        def observe(self, handler: Callable[[dict[str, Any]], None], names: str) -> None: ...
+
+        def close(self) -> None: ...
+else:
+    _PolledWidget = object
+
+
+class PolledView(_PolledWidget):
     """The life cycle every live widget shares, mixed in before its ipywidgets box. The widget brings ``_fetch`` and
     ``_apply`` (the two halves of a round), an ``interval`` trait and a ``message`` HTML widget."""
 

@@ -13,6 +13,7 @@ from traitlets import Float
 
 from .common import TERMINAL_STATUSES, note_html, resolve_client, status_html, try_or_show
 from .monitor import DONE_BUCKETS, _client_of
+from ..execution.status import FAILED, LOST
 from .poller import PolledView
 
 
@@ -58,7 +59,7 @@ class SweepMonitor(PolledView, widgets.VBox):
 
     @property
     def statuses(self) -> list[str]:
-        return [d.get("status") for d in self.details]
+        return [d["status"] for d in self.details]  # an execution's JSON always has one (Execution.status)
 
     @property
     def finished(self) -> bool:
@@ -71,7 +72,7 @@ class SweepMonitor(PolledView, widgets.VBox):
         self.details = details
         done_runs = sum(1 for d in details if d.get("status") in TERMINAL_STATUSES)
         self.progress.value = done_runs
-        failed = any(d.get("status") in ("failed", "lost") for d in details)
+        failed = any(d.get("status") in (FAILED, LOST) for d in details)
         self.progress.bar_style = "danger" if failed else "success" if done_runs == len(details) else "info"
         totals = [sum((d.get("progress") or {}).values()) for d in details]
         dones = [sum((d.get("progress") or {}).get(b, 0) for b in DONE_BUCKETS) for d in details]

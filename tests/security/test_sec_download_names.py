@@ -8,7 +8,6 @@ carries the exact name Flow stored, so nothing of the researcher's name is lost 
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import unicodedata
@@ -16,6 +15,7 @@ import zipfile
 from urllib.parse import unquote
 
 import pytest
+from waiting import wait_for_async
 
 TUS = {"Tus-Resumable": "1.0.0"}
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
@@ -70,13 +70,11 @@ async def upload_all(user, project: int, names: dict[str, str], sample: int | No
 
 
 async def wait_for_job(user, job_id: int) -> dict:
-    for _ in range(600):
-        reply = await user.get(f"jobs/{job_id}")
-        assert reply.code == 200, reply.body
-        if reply.json["status"] not in ("pending", "running"):
-            return reply.json
-        await asyncio.sleep(0.05)
-    pytest.fail(f"zip job {job_id} did not finish: {reply.json}")
+    reply = await wait_for_async(lambda: user.get(f"jobs/{job_id}"),
+                                 until=lambda r: r.code != 200 or r.json["status"] not in ("pending", "running"),
+                                 what=f"zip job {job_id} to finish", interval=0.05)
+    assert reply.code == 200, reply.body
+    return reply.json
 
 
 # --- what must hold for any name -------------------------------------------------------------------------------

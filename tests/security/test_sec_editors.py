@@ -66,8 +66,8 @@ async def test_an_editor_renames_and_annotates_the_owners_file(lab) -> None:
 
     assert changed.code == 200, changed.json
     detail = (await lab["alice"].get(f"files/{datafile}")).json
-    assert (detail["filename"], detail["sample"], detail["owner"]) == ("liver_R1.fastq.gz", ids["sample"],
-                                                                       changed.json["owner"])
+    assert (detail["filename"], detail["sample"], detail["owner_name"]) == ("liver_R1.fastq.gz", ids["sample"],
+                                                                            "alice")  # the owner stays the owner
 
 
 async def test_an_editor_reorganises_files_between_the_owners_projects(lab) -> None:

@@ -75,6 +75,7 @@ PIPE, VER = "/flow/api/pipelines/([^/]+)", "/flow/api/pipelines/([^/]+)/versions
 CASES: list[Case] = [
     # groups
     Case("/flow/api/groups/(\\d+)", "GET", "group", lambda t, m: Req("GET", f"groups/{t}")),
+    Case("/flow/api/groups/(\\d+)/members", "GET", "group", lambda t, m: Req("GET", f"groups/{t}/members")),
     Case("/flow/api/groups/(\\d+)/members", "POST", "group",
          lambda t, m: Req("POST", f"groups/{t}/members", {"user": "carol"})),
     # projects, including the group a project is given to
@@ -172,7 +173,10 @@ NO_USER_IDS = {
     ("/flow/api/groups", "POST"), (P, "GET"),
     ("/flow/api/uploads", "OPTIONS"), ("/flow/api/uploads/([^/]+)", "OPTIONS"),
     ("/flow/api/pipelines", "GET"), ("/flow/api/pipelines", "POST"), (PIPE, "GET"), (PIPE, "DELETE"),
-    (PIPE + "/refs", "GET"), (PIPE + "/versions", "POST"), (VER + "/form", "GET"), (VER + "/schema", "GET"),
+    (PIPE + "/refs", "GET"), (PIPE + "/versions", "GET"), (PIPE + "/versions", "POST"), (VER + "/form", "GET"),
+    (VER + "/schema", "GET"), ("/flow/api/me", "GET"), (r"/flow/api/openapi\.json", "GET"),
+    # The catch-all for unknown paths names no object: its 404 is the same for everyone.
+    *(("/flow/api(/.*)?", verb.upper()) for verb in ("get", "head", "post", "put", "patch", "delete", "options")),
 }
 VERBS = ("get", "head", "post", "put", "patch", "delete", "options")
 

@@ -8,7 +8,6 @@ leaves the database (row count and a hash of the rows of every table) and the Fl
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
@@ -24,6 +23,7 @@ import sqlalchemy
 from sqlalchemy import select
 
 from test_executions_api import arrange
+from waiting import wait_for_async
 
 from flow_jupyter.api import default_handlers
 from flow_jupyter.db.models import Base
@@ -220,13 +220,14 @@ def snapshot(engine: sqlalchemy.Engine, root: Path) -> dict[str, Any]:
 async def settled(engine: sqlalchemy.Engine, root: Path) -> dict[str, Any]:
     """The snapshot once work an accepted request started in the background (a deferred zip) has ended."""
     jobs = Base.metadata.tables["background_jobs"]
-    for _ in range(300):
+
+    def busy() -> object:
         with engine.connect() as conn:
-            busy = conn.execute(select(jobs.c.id).where(jobs.c.status.in_(["pending", "running"]))).first()
-        if busy is None:
-            return snapshot(engine, root)
-        await asyncio.sleep(0.1)
-    raise AssertionError("a background job started by an accepted request did not end")
+            return conn.execute(select(jobs.c.id).where(jobs.c.status.in_(["pending", "running"]))).first()
+
+    await wait_for_async(busy, until=lambda job: job is None,
+                         what="the background jobs started by accepted requests to end")
+    return snapshot(engine, root)
 
 
 def strict_json(body: bytes) -> Any:

@@ -8,14 +8,13 @@ Refusals change nothing. Through the API, on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
+from waiting import wait_for_async
 
 from flow_jupyter.data.files import store_bytes
 from flow_jupyter.db.models import Execution, Pipeline, PipelineVersion, ProcessExecution, Sample, Share, Upload
@@ -96,10 +95,8 @@ class History:
 async def settled(host) -> None:
     """Wait for the execution manager's start-up round, after which it leaves an unsubmitted 'running' row alone
     (the first round would judge it a crashed submission and relaunch it)."""
-    deadline = time.monotonic() + 60
-    while host.manager is None or host.manager._first_round:
-        assert time.monotonic() < deadline, "the execution manager never finished its first round"
-        await asyncio.sleep(0.05)
+    await wait_for_async(lambda: host.manager is not None and not host.manager._first_round,
+                         what="the execution manager to finish its first round", interval=0.05)
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def report_url(server: Server, execution_uuid: str) -> str:
     listed = requests.get(f"{server.base}/flow/api/executions/{execution_uuid}/reports",
                           headers=server.headers("alice"), timeout=30).json()["items"]
     assert [item["path"] for item in listed] == [REPORT_PATH]
-    return server.base + listed[0]["url"]
+    return f"{server.base}/flow/api/{listed[0]['url']}"  # answered relative to the API root
 
 
 # --- what the browser sees ---------------------------------------------------------------------------------------

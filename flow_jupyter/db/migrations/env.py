@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.exc import ArgumentError
 
 from flow_jupyter.db.models import Base
 
@@ -25,6 +26,9 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run(connection)
 else:
-    with create_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # the error create_engine(None) raises, with what is missing
+        raise ArgumentError("no connection given (Database.migrate) and no sqlalchemy.url configured")
+    with create_engine(url).connect() as conn:
         run(conn)
         conn.commit()

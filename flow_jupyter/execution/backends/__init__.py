@@ -9,15 +9,15 @@ from flow_jupyter.config import FlowSettings
 from flow_jupyter.execution.backends.base import (
     Backend,
     BackendJob,
+    BackendState,
     JobInfo,
-    JobStatus,
     Launch,
     Resources,
 )
 from flow_jupyter.execution.backends.local import LocalBackend
 from flow_jupyter.execution.backends.slurm import SlurmBackend
 
-__all__ = ["Backend", "BackendJob", "JobInfo", "JobStatus", "Launch", "LocalBackend", "Resources", "SlurmBackend",
+__all__ = ["Backend", "BackendJob", "BackendState", "JobInfo", "Launch", "LocalBackend", "Resources", "SlurmBackend",
            "backend_for", "backend_named"]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import abc
 import enum
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,13 +19,9 @@ from dask.utils import parse_bytes
 
 from flow_jupyter.config import SBATCH_VALUE
 from flow_jupyter.errors import bad_request
+from flow_jupyter.execution.runfiles import CANCEL_FILE, EXIT_CODE_FILE, HEAD_FILE
+from flow_jupyter.fsutil import atomic_write_json, atomic_write_text
 
-#: File in the run directory that records the head job (a `BackendJob` as JSON), written at submit time.
-HEAD_FILE = "head.json"
-#: File in the run directory holding the head process's exit code, written atomically when it ends.
-EXIT_CODE_FILE = "exit_code"
-#: Marker written by `cancel`, so a run that was killed hard (no exit code) still reads as cancelled.
-CANCEL_FILE = "cancel_requested"
 #: Exit codes that mean "stopped by SIGINT/SIGTERM" (128 + signal number), as written by our wrappers.
 SIGNAL_EXIT_CODES = {130, 143}
 
@@ -34,8 +29,11 @@ _UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,6}(:\d{1,2}){0,2}$")
 
 
-class JobStatus(enum.Enum):
-    """Where a head job stands, as far as the backend can tell (batchspawner-style enum)."""
+class BackendState(enum.Enum):
+    """Where a head job stands, as far as the backend can tell (batchspawner-style enum).
+
+    Not an execution status (execution/status.py) and not a background job's (db.models.JobStatus): the manager
+    decides an execution's status from this and from what the run's own files say."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -46,7 +44,7 @@ class JobStatus(enum.Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+        return self in {BackendState.COMPLETED, BackendState.FAILED, BackendState.CANCELLED}
 
 
 #: Longest value a user may give for one resource (a partition, account, time, size or directive).
@@ -221,7 +219,7 @@ class BackendJob:
 class JobInfo:
     """A snapshot of a head job: what the UI shows and what the manager turns into an execution status."""
 
-    status: JobStatus
+    status: BackendState
     exit_code: int | None = None
     reason: str | None = None
     queue_eta: datetime | None = None
@@ -232,15 +230,8 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file (also across a crash)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_head_file(job: BackendJob) -> None:
-    write_atomic(Path(job.run_dir) / HEAD_FILE, json.dumps(job.to_json(), indent=2) + "\n")
+    atomic_write_json(Path(job.run_dir) / HEAD_FILE, job.to_json())
 
 
 def read_head_file(run_dir: Path, execution_uuid: str) -> BackendJob | None:
@@ -273,7 +264,7 @@ def clear_run_evidence(run_dir: Path) -> None:
 
 def mark_cancel_requested(run_dir: Path) -> None:
     try:
-        write_atomic(Path(run_dir) / CANCEL_FILE, utc_now_iso() + "\n")
+        atomic_write_text(Path(run_dir) / CANCEL_FILE, utc_now_iso() + "\n")
     except OSError:
         pass  # the run dir may be gone; the scheduler/process state still tells the story
 
@@ -281,10 +272,10 @@ def mark_cancel_requested(run_dir: Path) -> None:
 def info_from_exit_code(code: int, run_dir: Path, source: str) -> JobInfo:
     """Turn a recorded exit code into a final JobInfo (0 = completed, stopped by a signal or cancel = cancelled)."""
     if code == 0:
-        return JobInfo(JobStatus.COMPLETED, 0, source)
+        return JobInfo(BackendState.COMPLETED, 0, source)
     if code in SIGNAL_EXIT_CODES or (Path(run_dir) / CANCEL_FILE).exists():
-        return JobInfo(JobStatus.CANCELLED, code, source)
-    return JobInfo(JobStatus.FAILED, code, source)
+        return JobInfo(BackendState.CANCELLED, code, source)
+    return JobInfo(BackendState.FAILED, code, source)
 
 
 class Backend(abc.ABC):

@@ -18,28 +18,25 @@ import time
 from pathlib import Path
 
 from flow_jupyter.execution.backends.base import (
-    EXIT_CODE_FILE,
     Backend,
     BackendJob,
+    BackendState,
     JobInfo,
-    JobStatus,
     Launch,
-    CANCEL_FILE,
     clear_run_evidence,
     info_from_exit_code,
     mark_cancel_requested,
     read_exit_code,
     read_head_file,
     utc_now_iso,
-    write_atomic,
     write_head_file,
 )
+from flow_jupyter.execution.runfiles import CANCEL_FILE, EXIT_CODE_FILE, LOCAL_STDERR_FILE, LOCAL_STDOUT_FILE
+from flow_jupyter.fsutil import atomic_write_text
 
 #: Seconds between SIGTERM to the run's processes and SIGKILL to whatever is left (Nextflow cleans up on SIGTERM).
 CANCEL_GRACE_SECONDS = 10.0
-STDOUT_FILE = "nextflow.out"
 WRAPPER_MODULE = "flow_jupyter.execution.backends.local"
-STDERR_FILE = "nextflow.err"
 
 
 # --- /proc helpers (Linux) -------------------------------------------------------------------------------------
@@ -100,7 +97,7 @@ class LocalBackend(Backend):
         clear_run_evidence(run_dir)
         argv = [sys.executable, "-P", "-m", WRAPPER_MODULE,
                 "--exit-file", str(run_dir / EXIT_CODE_FILE), "--", *launch.argv]
-        with open(run_dir / STDOUT_FILE, "ab") as out, open(run_dir / STDERR_FILE, "ab") as err:
+        with open(run_dir / LOCAL_STDOUT_FILE, "ab") as out, open(run_dir / LOCAL_STDERR_FILE, "ab") as err:
             proc = subprocess.Popen(argv, cwd=run_dir, env=os.environ | launch.env, start_new_session=True,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, close_fds=True)
         self._children[proc.pid] = proc
@@ -141,13 +138,13 @@ class LocalBackend(Backend):
         proc = self._children.get(pid)
         running = proc.poll() is None if proc is not None else self.is_alive(job)
         if running:
-            return JobInfo(JobStatus.RUNNING, node=socket.gethostname())
+            return JobInfo(BackendState.RUNNING, node=socket.gethostname())
         code = read_exit_code(run_dir)
         if code is None and proc is not None:
             # The wrapper died without writing (SIGKILL): keep what only the parent knows on disk.
             code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
             try:
-                write_atomic(run_dir / EXIT_CODE_FILE, f"{code}\n")
+                atomic_write_text(run_dir / EXIT_CODE_FILE, f"{code}\n")
             except OSError:
                 pass
         if proc is not None:
@@ -155,8 +152,8 @@ class LocalBackend(Backend):
         if code is not None:
             return info_from_exit_code(code, run_dir, "exit code recorded in the run directory")
         if (run_dir / CANCEL_FILE).exists():
-            return JobInfo(JobStatus.CANCELLED, None, "cancelled; killed before it recorded an exit code")
-        return JobInfo(JobStatus.UNKNOWN, None, "the process is gone and left no exit code")
+            return JobInfo(BackendState.CANCELLED, None, "cancelled; killed before it recorded an exit code")
+        return JobInfo(BackendState.UNKNOWN, None, "the process is gone and left no exit code")
 
     # --- cancel ---------------------------------------------------------------------------------------------
     def _owns_session(self, job: BackendJob) -> bool:
@@ -221,7 +218,7 @@ def _wrapper_main(args: list[str]) -> int:
         child = subprocess.Popen(argv, process_group=0, stdin=subprocess.DEVNULL)
     except OSError as exc:
         print(f"flow: cannot start {argv[0]!r}: {exc}", file=sys.stderr)
-        write_atomic(ns.exit_file, "127\n")
+        atomic_write_text(ns.exit_file, "127\n")
         return 127
     if received:  # a signal arrived before the child existed
         os.killpg(child.pid, received[0])
@@ -229,7 +226,7 @@ def _wrapper_main(args: list[str]) -> int:
     code = returncode if returncode >= 0 else 128 - returncode
     if received and code != 0:
         code = 128 + received[0]
-    write_atomic(ns.exit_file, f"{code}\n")
+    atomic_write_text(ns.exit_file, f"{code}\n")
     return code
 
 

@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 
 import signal
 from functools import cache
@@ -24,7 +25,7 @@ import dask
 from dask.utils import parse_bytes
 
 
-def _import_jobqueue():
+def _import_jobqueue() -> ModuleType:
     """dask_jobqueue.slurm, imported once at module load. Its runner module installs a SIGINT handler on import
     (which only works in the main thread, so the import cannot wait for a worker thread), replacing the Jupyter
     server's own Ctrl-C handling: the previous handler is put back."""
@@ -42,15 +43,12 @@ from flow_jupyter import proc
 from flow_jupyter.config import FlowSettings
 from flow_jupyter.errors import FlowError, bad_request
 from flow_jupyter.execution.backends.base import (
-    CANCEL_FILE,
-    EXIT_CODE_FILE,
     Backend,
     BackendJob,
+    BackendState,
     JobInfo,
-    JobStatus,
     Launch,
     Resources,
-    USER_DENIED_OPTIONS,  # noqa: F401 - re-exported: the Slurm rules live beside Resources, which enforces them
     check_directive,
     check_sbatch_value,
     check_user_directive,
@@ -62,8 +60,8 @@ from flow_jupyter.execution.backends.base import (
     utc_now_iso,
     write_head_file,
 )
+from flow_jupyter.execution.runfiles import CANCEL_FILE, EXIT_CODE_FILE, SLURM_OUTPUT_FILE
 
-HEAD_OUTPUT = "head.out"
 JOB_NAME_PREFIX = "flow-"
 SQUEUE_FORMAT = "%T|%r|%S|%N"
 #: What ``sbatch --parsable`` prints: the id, optionally ``;cluster``. Anything else is an error, said loudly.
@@ -80,15 +78,15 @@ _UNAVAILABLE = re.compile(
 )
 _INVALID_JOB = re.compile(r"Invalid job id specified", re.IGNORECASE)
 
-#: squeue/scontrol states → JobStatus. Anything unknown maps to UNKNOWN rather than guessing.
-SLURM_STATES: dict[str, JobStatus] = {
+#: squeue/scontrol states → BackendState. Anything unknown maps to UNKNOWN rather than guessing.
+SLURM_STATES: dict[str, BackendState] = {
     **dict.fromkeys(["PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
-                     "SUSPENDED", "STOPPED", "POWER_UP_NODE"], JobStatus.PENDING),
-    **dict.fromkeys(["RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "UPDATE_DB"], JobStatus.RUNNING),
-    "COMPLETED": JobStatus.COMPLETED,
-    "CANCELLED": JobStatus.CANCELLED,
+                     "SUSPENDED", "STOPPED", "POWER_UP_NODE"], BackendState.PENDING),
+    **dict.fromkeys(["RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "UPDATE_DB"], BackendState.RUNNING),
+    "COMPLETED": BackendState.COMPLETED,
+    "CANCELLED": BackendState.CANCELLED,
     **dict.fromkeys(["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED",
-                     "SPECIAL_EXIT", "REVOKED"], JobStatus.FAILED),
+                     "SPECIAL_EXIT", "REVOKED"], BackendState.FAILED),
 }
 
 Runner = Callable[..., proc.Result]
@@ -101,7 +99,7 @@ def head_job_class() -> type:
     No dask scheduler exists: the address is a placeholder that never reaches the script.
     """
 
-    class FlowHeadJob(_jobqueue_slurm.SLURMJob):
+    class FlowHeadJob(_jobqueue_slurm.SLURMJob):  # type: ignore[name-defined]  # imported at run time (SIGINT)
         DUMMY_SCHEDULER = "tcp://127.0.0.1:1"
 
         def __init__(self, *, command: str, **kwargs) -> None:
@@ -144,11 +142,11 @@ def parse_squeue_line(line: str) -> JobInfo:
     if len(parts) != 4:
         raise ValueError(f"unexpected squeue line {line!r}")
     state, reason, start, node = parts
-    status = SLURM_STATES.get(state, JobStatus.UNKNOWN)
+    status = SLURM_STATES.get(state, BackendState.UNKNOWN)
     return JobInfo(
         status,
         reason=None if reason in ("", "None", "(null)") else reason,
-        queue_eta=parse_slurm_time(start) if status is JobStatus.PENDING else None,
+        queue_eta=parse_slurm_time(start) if status is BackendState.PENDING else None,
         node=node or None,
     )
 
@@ -159,14 +157,14 @@ def parse_scontrol_job(text: str) -> JobInfo:
     if "JobState" not in fields:
         raise ValueError(f"no JobState in scontrol output: {text[:200]!r}")
     state = fields["JobState"].rstrip("+")
-    status = SLURM_STATES.get(state, JobStatus.UNKNOWN)
+    status = SLURM_STATES.get(state, BackendState.UNKNOWN)
     reason = fields.get("Reason")
     node = fields.get("NodeList") or None
     return JobInfo(
         status,
         exit_code=_exit_code(fields.get("ExitCode", "")) if status.terminal else None,
         reason=None if reason in (None, "", "None", "(null)") else reason,
-        queue_eta=parse_slurm_time(fields.get("StartTime", "")) if status is JobStatus.PENDING else None,
+        queue_eta=parse_slurm_time(fields.get("StartTime", "")) if status is BackendState.PENDING else None,
         node=None if node in ("(null)",) else node,
     )
 
@@ -266,7 +264,7 @@ class SlurmBackend(Backend):
             memory=memory or "1GB",
             job_mem=mem,
             processes=1,
-            job_extra_directives=[f"--chdir={run_dir}", f"--output={run_dir}/{HEAD_OUTPUT}",
+            job_extra_directives=[f"--chdir={run_dir}", f"--output={run_dir}/{SLURM_OUTPUT_FILE}",
                                   *s.slurm_job_extra_directives, *res.extra_directives],
             job_script_prologue=list(s.slurm_job_script_prologue),
             shebang="#!/usr/bin/env bash",
@@ -377,8 +375,8 @@ class SlurmBackend(Backend):
         if code is not None:
             return info_from_exit_code(code, run_dir, "Slurm no longer knows the job; exit code from the run directory")
         if (run_dir / CANCEL_FILE).exists():
-            return JobInfo(JobStatus.CANCELLED, None, "cancelled; Slurm no longer knows the job")
-        return JobInfo(JobStatus.UNKNOWN, None, "Slurm no longer knows the job and it left no exit code")
+            return JobInfo(BackendState.CANCELLED, None, "cancelled; Slurm no longer knows the job")
+        return JobInfo(BackendState.UNKNOWN, None, "Slurm no longer knows the job and it left no exit code")
 
     def eta(self, job: BackendJob) -> datetime | None:
         self._check_id(job.job_id)

@@ -116,6 +116,8 @@ def _without_foreign_key_enforcement() -> None:
     pool instead, so it is closed after the run and no later session can get a connection without enforcement."""
     pooled = op.get_bind().connection
     raw = pooled.driver_connection
+    if raw is None:  # only an invalidated connection has none, and a running migration never holds one
+        raise RuntimeError("the migration's database connection was invalidated")
     if raw.in_transaction:
         raw.commit()
     raw.execute("PRAGMA foreign_keys=OFF")
