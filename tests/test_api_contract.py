@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+
 from flowapi import Reply, UserAPI
+from gitrepo import git
 from jupyter_server.utils import url_path_join
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -166,12 +166,6 @@ def users(jp_fetch, contract: Contract):
     return lambda name=None: CheckedAPI(jp_fetch, name, contract)
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
-
-
 @pytest.fixture
 def pipeline_repo(tmp_path: Path) -> Path:
     """The 'contract' pipeline: a schema with a sample-sheet input, one task publishing a report; tags v1.0, v2.0."""
@@ -180,14 +174,14 @@ def pipeline_repo(tmp_path: Path) -> Path:
     (repo / "main.nf").write_text(PIPELINE_MAIN)
     (repo / "nextflow_schema.json").write_text(json.dumps(PIPELINE_SCHEMA))
     (repo / "assets" / "schema_input.json").write_text(json.dumps(SHEET_SCHEMA))
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "v1")
-    _git(repo, "tag", "v1.0")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "v1.0")
     (repo / "README.md").write_text("contract pipeline\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "v2")
-    _git(repo, "tag", "v2.0")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v2")
+    git(repo, "tag", "v2.0")
     return repo
 
 

@@ -3,13 +3,12 @@ project, follow it to the end, list its tasks, find its outputs as data files, t
 and cancel a long run. Another user sees none of it. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from gitrepo import git
 from conftest import TINY_PIPELINE
 from waiting import wait_for_async
 from flow_jupyter.data.files import store_bytes
@@ -28,12 +27,6 @@ workflow { NAP(Channel.of(1)) }
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
-
-
 def _repo(path: Path, files: dict[str, str] | None = None, source: Path | None = None) -> Path:
     if source is not None:
         shutil.copytree(source, path)
@@ -41,10 +34,10 @@ def _repo(path: Path, files: dict[str, str] | None = None, source: Path | None =
         path.mkdir()
     for name, text in (files or {}).items():
         (path / name).write_text(text)
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", ".")
-    _git(path, "commit", "-q", "-m", "v1")
-    _git(path, "tag", "v1.0")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "v1")
+    git(path, "tag", "v1.0")
     return path
 
 

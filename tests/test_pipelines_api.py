@@ -3,12 +3,11 @@ from each version's schema, validation without launching, and sample sheets. Run
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from gitrepo import git
 from flow_jupyter.data.files import store_bytes
 from flow_jupyter.db.models import Project
 from flow_jupyter.identity import Identity
@@ -46,33 +45,27 @@ SAMPLESHEET_SCHEMA = {
 }
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
-
-
 @pytest.fixture
 def greeter_repo(tmp_path: Path) -> Path:
     """A pipeline repository: v1.0 has a schema; v2.0 adds an input sample sheet with its own schema."""
     repo = tmp_path / "greeter"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "main.nf").write_text("params.greeting = 'Hello'\nworkflow { println params.greeting }\n")
     (repo / "nextflow_schema.json").write_text(json.dumps(SCHEMA_V1))
     (repo / "tower.yml").write_text("reports:\n  multiqc_report.html:\n    display: MultiQC HTML report\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "v1")
-    _git(repo, "tag", "v1.0")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "v1.0")
     schema = json.loads(json.dumps(SCHEMA_V1))
     schema["definitions"]["input_output_options"]["properties"]["input"] = {
         "type": "string", "format": "file-path", "mimetype": "text/csv", "schema": "assets/schema_input.json"}
     (repo / "nextflow_schema.json").write_text(json.dumps(schema))
     (repo / "assets").mkdir()
     (repo / "assets" / "schema_input.json").write_text(json.dumps(SAMPLESHEET_SCHEMA))
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "v2")
-    _git(repo, "tag", "-a", "v2.0", "-m", "release 2.0")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v2")
+    git(repo, "tag", "-a", "v2.0", "-m", "release 2.0")
     return repo
 
 
@@ -162,18 +155,18 @@ async def test_bad_sources_refs_and_schemas_are_400_and_store_nothing(admin, api
     not_git.mkdir()
     broken = tmp_path / "broken"
     broken.mkdir()
-    _git(broken, "init", "-q", "-b", "main")
+    git(broken, "init", "-q", "-b", "main")
     (broken / "main.nf").write_text("workflow {}\n")
     (broken / "nextflow_schema.json").write_text("{ not json")
-    _git(broken, "add", ".")
-    _git(broken, "commit", "-q", "-m", "broken")
+    git(broken, "add", ".")
+    git(broken, "commit", "-q", "-m", "broken")
     huge = tmp_path / "huge"
     huge.mkdir()
-    _git(huge, "init", "-q", "-b", "main")
+    git(huge, "init", "-q", "-b", "main")
     (huge / "main.nf").write_text("workflow {}\n")
     (huge / "nextflow_schema.json").write_text(json.dumps({"description": "x" * (10 * 1024 * 1024)}))
-    _git(huge, "add", ".")
-    _git(huge, "commit", "-q", "-m", "huge")
+    git(huge, "add", ".")
+    git(huge, "commit", "-q", "-m", "huge")
 
     cases = [
         ({"source": str(not_git)}, 400, "not_a_git_repository"),
@@ -247,12 +240,12 @@ async def test_a_sample_sheet_is_checked_row_by_row_and_saved_as_a_data_file(adm
 async def test_a_pipeline_without_a_schema_gets_a_form_from_its_params(admin, tmp_path) -> None:
     repo = tmp_path / "bare"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "main.nf").write_text("params.reads = 'data/*.fq'\nparams.threads = 4\nparams.skip_qc = false\n"
                                   "workflow { println params.reads }\n")
     (repo / "nextflow.config").write_text("params.genome = 'GRCh38'\nparams.max_memory = '8.GB'\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "no schema")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "no schema")
 
     added = await admin.post("pipelines", {"source": str(repo), "name": "bare"})
     assert added.code == 201, added.json

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitrepo import git
 from flow_jupyter.errors import FlowError
 from flow_jupyter.pipelines.samplesheet import read_samplesheet, validate_samplesheet
 from flow_jupyter.pipelines.schema import load_schema
@@ -25,12 +24,6 @@ CORPUS = Path(__file__).resolve().parent / "corpus" / "nf-schemas"
 
 def corpus_json(pipeline: str, name: str) -> dict[str, Any]:
     return json.loads((CORPUS / pipeline / name).read_text())
-
-
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
 
 
 def fetchngs_repo(root: Path, name: str, *, input_schema: str | None, files: dict[str, Any]) -> Path:
@@ -43,14 +36,14 @@ def fetchngs_repo(root: Path, name: str, *, input_schema: str | None, files: dic
         prop["schema"] = input_schema
     repo = root / name
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "main.nf").write_text("workflow {}\n")
     (repo / "nextflow_schema.json").write_text(json.dumps(schema))
     for path, content in files.items():
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_text(json.dumps(content))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v1")
     return repo
 
 

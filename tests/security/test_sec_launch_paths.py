@@ -9,12 +9,11 @@ reachable, never the store. What may pass (her own data files, relative paths, a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from gitrepo import git
 from flow_jupyter.config import FlowSettings
 from flow_jupyter.data.files import store_bytes
 from flow_jupyter.db.models import Project
@@ -43,12 +42,6 @@ SHEET_SCHEMA = {
 }
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
-
-
 def _paths_repo(path: Path) -> Path:
     (path / "assets").mkdir(parents=True)
     (path / "main.nf").write_text("workflow { println params.input }\n")
@@ -56,10 +49,10 @@ def _paths_repo(path: Path) -> Path:
                                           "  ignoreParams = ['igenomes_base']\n}\n")
     (path / "nextflow_schema.json").write_text(json.dumps(SCHEMA))
     (path / "assets" / "schema_input.json").write_text(json.dumps(SHEET_SCHEMA))
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", ".")
-    _git(path, "commit", "-q", "-m", "v1")
-    _git(path, "tag", "v1.0")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "v1")
+    git(path, "tag", "v1.0")
     return path
 
 

@@ -5,11 +5,11 @@ the repository keep working. Through the HTTP API as the admin; runs on SQLite a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from gitrepo import git
 
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema",
@@ -23,17 +23,11 @@ SHEET = {"$schema": "http://json-schema.org/draft-07/schema", "type": "array",
          "items": {"type": "object", "properties": {"sample": {"type": "string"}}, "required": ["sample"]}}
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
-
-
 def _repo(root: Path, name: str, links: dict[str, str]) -> Path:
     """A pipeline repository with a schema and sheet schema, where each of ``links`` replaces a file by a link."""
     repo = root / name
     (repo / "assets").mkdir(parents=True)
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "main.nf").write_text("workflow {}\n")
     (repo / "nextflow_schema.json").write_text(json.dumps(SCHEMA))
     (repo / "assets" / "schema_input.json").write_text(json.dumps(SHEET))
@@ -47,9 +41,9 @@ def _repo(root: Path, name: str, links: dict[str, str]) -> Path:
             link.unlink()
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "v1")
-    _git(repo, "tag", "v1.0")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "v1.0")
     return repo
 
 
@@ -97,9 +91,9 @@ async def test_a_new_version_with_a_link_out_is_refused_and_the_pipeline_keeps_i
     before = _on_disk(flow_root)
     (repo / "nextflow_schema.json").unlink()
     (repo / "nextflow_schema.json").symlink_to("/etc/passwd")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "v2")
-    _git(repo, "tag", "v2.0")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v2")
+    git(repo, "tag", "v2.0")
 
     reply = await admin.post("pipelines/greeter/versions", {"ref": "v2.0"})
 
@@ -115,9 +109,9 @@ async def test_links_that_stay_inside_the_repository_still_work(admin, tmp_path)
     (repo / "schemas").mkdir()
     (repo / "assets" / "schema_input.json").rename(repo / "schemas" / "input.json")
     (repo / "assets" / "schema_input.json").symlink_to("../schemas/input.json")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "v2")
-    _git(repo, "tag", "v2.0")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v2")
+    git(repo, "tag", "v2.0")
 
     reply = await admin.post("pipelines", {"source": str(repo), "ref": "v2.0"})
 
