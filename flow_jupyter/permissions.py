@@ -237,11 +237,13 @@ def object_power(session: Session, actor: Actor, object_type: str, object_id: in
 
 def require_object(session: Session, actor: Actor, object_type: str, object_id: int, action: str, kind: str,
                    field: str | None = None) -> None:
-    """404 naming ``field`` when the actor cannot see the shareable object; 403 when they may not ``action`` it."""
+    """404 naming ``field`` when the actor cannot see the shareable object; 403 (about the object, not the field)
+    when they may not ``action`` it."""
     power = object_power(session, actor, object_type, object_id)
-    if power != NONE and power < ACTIONS[action] and action == "share":
-        raise forbidden(f"You may not share this {kind}.")
-    _check(power, action, kind, field)
+    if power == NONE:
+        raise not_found(kind, field)
+    if power < ACTIONS[action]:
+        raise forbidden(f"You may not {action} this {kind}.")
 
 
 def require_share(session: Session, actor: Actor, share_id: int) -> Share:

@@ -36,10 +36,16 @@ def share_json(session: Session, actor: Actor, share: Share) -> dict[str, Any]:
             **grantee, "created_at": share.created_at.isoformat()}
 
 
+def _require_on_object(session: Session, actor: Actor, object_type: str, object_id: int, action: str,
+                       field: str = "/object_id") -> None:
+    """The object a request names (``field``) exists for the actor and allows ``action`` (permissions decide)."""
+    kind = KINDS[object_type]
+    permissions.require_object(session, actor, object_type, valid_id(object_id, kind, field), action, kind, field)
+
+
 def list_shares(session: Session, actor: Actor, object_type: str, object_id: int, after: str | None = None,
                 limit: int = 50) -> dict[str, Any]:
-    permissions.require_object(session, actor, object_type, valid_id(object_id, KINDS[object_type], "object_id"),
-                               "view", KINDS[object_type], "object_id")
+    _require_on_object(session, actor, object_type, object_id, "view", "object_id")
     query = select(Share).where(Share.object_type == object_type, Share.object_id == object_id)
     return page(session, query, [Share.id], after, limit, lambda s: share_json(session, actor, s),
                 prefetch=lambda rows: _preload(session, rows))
@@ -56,8 +62,7 @@ def _preload(session: Session, shares: Sequence[Share]) -> None:
 def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Grant (or change) a share; returns the share and whether it was created."""
     object_type, object_id = body["object_type"], body["object_id"]
-    permissions.require_object(session, actor, object_type, valid_id(object_id, KINDS[object_type], "/object_id"),
-                               "share", KINDS[object_type], "/object_id")
+    _require_on_object(session, actor, object_type, object_id, "share")
     if ("user" in body) == ("group" in body):
         raise bad_request("Give exactly one of 'user' or 'group'.", field="/user", reason="one_grantee")
     user_id = user_by_name(session, body["user"]).id if "user" in body else None
@@ -83,8 +88,7 @@ def grant(session: Session, actor: Actor, body: dict[str, Any]) -> tuple[dict[st
 
 def update_share(session: Session, actor: Actor, share_id: int, body: dict[str, Any]) -> dict[str, Any]:
     share = permissions.require_share(session, actor, valid_id(share_id, "share"))
-    permissions.require_object(session, actor, share.object_type, share.object_id, "share",
-                               KINDS[share.object_type], "/object_id")
+    _require_on_object(session, actor, share.object_type, share.object_id, "share")
     share.level = Level(body["level"])
     session.flush()
     return share_json(session, actor, share)
