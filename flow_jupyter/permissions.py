@@ -41,7 +41,8 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from .data.paging import MAX_ID
-from .db.models import BackgroundJob, DataFile, Execution, Group, Level, Project, Sample, Share, Upload, User, Visibility
+from .db.models import (BackgroundJob, DataFile, Execution, Group, Level, Project, Sample, Share, Upload, User,
+                        Visibility)
 from .errors import FlowError, forbidden, not_found
 from .identity import Actor, actor_for_user
 

@@ -2,7 +2,8 @@
 
 The job is a BackgroundJob row (kind ``zip``): created after the same checks as a streamed zip, built on a small pool
 of its own (rights checked again, as the owner, at build time), written beside its final name and renamed into
-place, so a half-built file is never served. A job is its owner's (`permissions.require_job`); `job_json` is its public view.
+place, so a half-built file is never served. A job is its owner's (`permissions.require_job`); `job_json` is its
+public view.
 """
 from __future__ import annotations
 
