@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from flow_jupyter.pipelines.nfconfig import parse_config
-from security.test_sec_launch_paths import _arrange, _git, SCHEMA, SHEET_SCHEMA
+from gitrepo import git
+from security.test_sec_launch_paths import _arrange, SCHEMA, SHEET_SCHEMA
 
 NF_CORE_CONFIG = """
 // Global default params, used in configs
@@ -60,9 +61,9 @@ def _strict_repo(path: Path) -> Path:
     (path / "nextflow.config").write_text("validation.failUnrecognisedParams = true\n")
     (path / "nextflow_schema.json").write_text(json.dumps(SCHEMA))
     (path / "assets" / "schema_input.json").write_text(json.dumps(SHEET_SCHEMA))
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", ".")
-    _git(path, "commit", "-q", "-m", "v1")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "v1")
     return path
 
 
