@@ -1,22 +1,29 @@
-"""Benchmark: upload 1 GiB over loopback — Flow's tus endpoint vs JupyterLab's upload path and a bare tornado PUT.
+"""Benchmark: upload 1 GiB over loopback — Flow's tus endpoint vs the reference tus server (tusd v2.9.1), and
+JupyterLab's upload path, a bare tornado PUT and the disk as further peers.
 
-Every peer is measured in the same run, against the same source file and the same disk (one temporary directory):
+Every peer is measured in the same run, in alternating rounds (the order flips every round; one unmeasured warm-up
+round first), against the same
+source file and the same disk (one temporary directory). For each line: MiB/s and the *server's* CPU seconds per
+GiB (utime + stime of the server process, all its threads, from /proc, over the upload).
 
-* **flow** — ``POST /flow/api/uploads`` then ``PATCH`` chunks of ``--chunk-mib`` (64 MiB), each streamed from the
-  file with ``sendfile`` by a small ``http.client`` client (no chunk is ever held in memory); the last PATCH
-  completes the upload (running sha256, rename, data file registered).
-* **tuspy** — the stock tus client (``tusclient``) with the same chunk size: an extra line, not a target.
+* **flow / tusd, requests** — ``POST`` then ``PATCH`` chunks of ``--chunk-mib`` (64 MiB) with one
+  ``requests.Session``, each chunk read from the file into memory and sent as the body: the same client code for
+  both servers. Flow fsyncs every chunk before acknowledging it and verifies the whole file's sha256 at the end;
+  tusd (see bench/tusd.py) never fsyncs and does not hash.
+* **flow / tusd, tuspy** — the stock tus client (``tusclient``), same chunk size (a new connection per chunk).
+* **flow, sendfile** — a small ``http.client`` client streaming each chunk from the file with ``sendfile``.
+* **bare tornado** — the ceiling of our stack: a tiny ``@stream_request_body`` PUT app (this file, started again
+  in a subprocess) that ``pwrite``s each piece at the request's offset and fsyncs before answering, fed by the
+  sendfile client with the same chunks.
 * **jupyterlab** — jupyter_server's contents API exactly as JupyterLab 4's uploader drives it: ``PUT
   /api/contents/<path>`` with ``{"type": "file", "format": "base64", "name", "chunk": n, "content"}`` in 1 MiB
   chunks numbered 1, 2, … and ``-1`` on the last, one after the other.
-* **bare tornado** — the ceiling of our stack: a tiny ``@stream_request_body`` PUT app (this file, started again
-  in a subprocess) that ``pwrite``s each piece at the request's offset and fsyncs before answering, fed by the same
-  client with the same chunks — the fsync policy of Flow's PATCH (one fsync per acknowledged request).
 * **disk+fsync** — dd-like: 1 MiB writes of the same bytes to a file, fsync after every chunk.
 
-    .venv/bin/python bench/uploads.py [--size-mib 1024] [--reps 3] [--chunk-mib 64]
+    .venv/bin/python bench/uploads.py [--size-mib 1024] [--reps 3] [--warmup 1] [--chunk-mib 64] [--peers ...]
 
-Servers are subprocesses on 127.0.0.1 only, stopped at the end; the temporary directory is removed.
+tusd is built once with ``go install`` into ``~/.cache/flow-jupyter/tusd`` (bench/tusd.py). Servers are
+subprocesses on 127.0.0.1 only, stopped at the end; the temporary directory is removed.
 """
 from __future__ import annotations
 
@@ -40,12 +47,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
+
+from tusd import TUSD_VERSION, TusdServer  # bench/tusd.py, beside this script
 
 MiB = 1 << 20
 HOST = "127.0.0.1"
 JLAB_CHUNK = 1 * MiB  # JupyterLab 4's CHUNK_SIZE (packages/filebrowser/src/model.ts)
 TARGET_JLAB = 5.0
 TARGET_BARE = 0.8
+TARGET_TUSD_SPEED = 0.9
+TARGET_TUSD_CPU = 1.5
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -264,8 +276,9 @@ def tus_metadata(values: dict[str, str]) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
-def flow_upload(server: JupyterServer, source: Path, project: int, chunk: int, name: str) -> int:
-    """Upload ``source`` with tus: POST, then PATCH chunks streamed from the file. Returns the data file id."""
+def sendfile_upload(server: JupyterServer, source: Path, project: int, chunk: int, name: str) -> int:
+    """Upload ``source`` to Flow with tus: POST, then PATCH chunks streamed from the file with sendfile. Returns
+    the data file id."""
     size = source.stat().st_size
     conn = http.client.HTTPConnection(HOST, server.port, timeout=300)
     try:
@@ -292,12 +305,38 @@ def flow_upload(server: JupyterServer, source: Path, project: int, chunk: int, n
         conn.close()
 
 
-def tuspy_upload(server: JupyterServer, source: Path, project: int, chunk: int, name: str) -> None:
+def requests_upload(create_url: str, headers: dict[str, str], source: Path, chunk: int,
+                    metadata: dict[str, str]) -> None:
+    """The plain tus client for both servers: POST, then PATCH ``chunk``-byte bodies read from the file, on one
+    keep-alive ``requests.Session``."""
+    import requests
+
+    size = source.stat().st_size
+    with requests.Session() as session:
+        session.headers.update({**headers, "Tus-Resumable": "1.0.0"})
+        created = session.post(create_url, headers={"Upload-Length": str(size),
+                                                    "Upload-Metadata": tus_metadata(metadata)}, timeout=60)
+        if created.status_code != 201:
+            raise RuntimeError(f"tus create -> {created.status_code}: {created.text[:500]}")
+        location = urljoin(create_url, created.headers["Location"])
+        offset = 0
+        with open(source, "rb") as handle:
+            while offset < size:
+                data = handle.read(chunk)
+                reply = session.patch(location, data=data, timeout=300, headers={
+                    "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)})
+                if reply.status_code != 204 or int(reply.headers["Upload-Offset"]) != offset + len(data):
+                    raise RuntimeError(f"PATCH at {offset} -> {reply.status_code}: {reply.text[:300]}")
+                offset += len(data)
+
+
+def tuspy_upload(create_url: str, headers: dict[str, str], source: Path, chunk: int,
+                 metadata: dict[str, str]) -> None:
     """The stock tus client, same chunk size."""
     from tusclient import client
 
-    tus = client.TusClient(f"http://{HOST}:{server.port}/flow/api/uploads", headers=server.headers())
-    uploader = tus.uploader(str(source), chunk_size=chunk, metadata={"filename": name, "project": str(project)})
+    tus = client.TusClient(create_url, headers=headers)
+    uploader = tus.uploader(str(source), chunk_size=chunk, metadata=metadata)
     uploader.upload()
     if uploader.offset != source.stat().st_size:
         raise RuntimeError(f"tuspy stopped at {uploader.offset}")
@@ -381,93 +420,190 @@ def make_source(path: Path, size: int) -> None:
             left -= len(block)
 
 
-def timed(fn: Callable[[], Any]) -> float:
+@dataclass
+class Line:
+    """One measured configuration: its runs' MiB/s and server CPU seconds per GiB."""
+
+    label: str
+    rates: list[float] = field(default_factory=list)
+    cpu_per_gib: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_per_gib) if self.cpu_per_gib else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (its threads included), from /proc."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields_ = text[text.rindex(")") + 2:].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(line: Line, fn: Callable[[], Any], size: int, pid: int | None) -> None:
+    """Run one upload; record MiB/s and, with a server ``pid``, that process's CPU seconds per GiB."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    line.rates.append(size / MiB / seconds)
+    text = f"{seconds:.2f} s = {size / MiB / seconds:.0f} MiB/s"
+    if pid:
+        line.cpu_per_gib.append((cpu_seconds(pid) - cpu_before) / (size / (1 << 30)))
+        text += f", server CPU {line.cpu_per_gib[-1]:.2f} s/GiB"
+    print(f"    {line.label}: {text}", flush=True)
 
 
-def report_table(rates: dict[str, list[float]]) -> None:
-    """MiB/s per configuration: median, min, max over the repetitions."""
+def report_table(lines: dict[str, Line]) -> None:
+    """MiB/s (median, min, max) and server CPU s/GiB (median) per configuration."""
     print()
-    print(f"{'configuration':<46}{'median MiB/s':>13}{'min':>9}{'max':>9}{'reps':>6}")
-    for label, values in rates.items():
-        print(f"{label:<46}{statistics.median(values):13.0f}{min(values):9.0f}{max(values):9.0f}{len(values):6d}")
+    print(f"{'configuration':<52}{'median MiB/s':>13}{'min':>7}{'max':>7}{'CPU s/GiB':>11}{'reps':>6}")
+    for line in lines.values():
+        print(f"{line.label:<52}{line.rate:13.0f}{min(line.rates):7.0f}{max(line.rates):7.0f}{line.cpu:11.2f}"
+              f"{len(line.rates):6d}")
+
+
+PEERS = ("flow", "tusd", "flow-tuspy", "tusd-tuspy", "flow-sendfile", "bare", "disk", "jlab")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1024)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per configuration (default 3)")
+    parser.add_argument("--reps", type=int, default=3, help="rounds; every peer once per round (default 3)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="unmeasured rounds first (default 1): a fresh server's first GiB costs more for all")
     parser.add_argument("--chunk-mib", type=int, default=64, help="bytes per PATCH/PUT (default 64)")
-    parser.add_argument("--skip-tuspy", action="store_true", help="leave out the tuspy line")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"comma-separated lines to measure (default all: {','.join(PEERS)})")
+    parser.add_argument("--skip-tuspy", action="store_true", help="leave out the tuspy lines")
     parser.add_argument("--serve-bare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare is not None:
         serve_bare(args.serve_bare, args.port)
         return 0
+    peers = [peer for peer in args.peers.split(",") if peer]
+    if unknown := set(peers) - set(PEERS):
+        parser.error(f"unknown peers {sorted(unknown)} (choose from {','.join(PEERS)})")
+    if args.skip_tuspy:
+        peers = [peer for peer in peers if not peer.endswith("tuspy")]
 
     size, chunk = args.size_mib * MiB, args.chunk_mib * MiB
+    labels = {
+        "flow": f"flow tus, requests, {args.chunk_mib} MiB PATCH + fsync",
+        "tusd": f"tusd {TUSD_VERSION}, requests, {args.chunk_mib} MiB PATCH",
+        "flow-tuspy": f"flow tus, tuspy, {args.chunk_mib} MiB chunks + fsync",
+        "tusd-tuspy": f"tusd {TUSD_VERSION}, tuspy, {args.chunk_mib} MiB chunks",
+        "flow-sendfile": f"flow tus, sendfile client, {args.chunk_mib} MiB PATCH",
+        "bare": f"bare tornado PUT, {args.chunk_mib} MiB/request + fsync",
+        "disk": "disk: 1 MiB writes + fsync per chunk",
+        "jlab": "JupyterLab contents API, 1 MiB base64 JSON",
+    }
+    lines = {peer: Line(labels[peer]) for peer in peers}
     tmp = Path(tempfile.mkdtemp(prefix="flow-bench-uploads-"))
     try:
         source = tmp / "source.bin"
         make_source(source, size)
-        bare_dir = tmp / "bare"
+        bare_dir, tusd_dir = tmp / "bare", tmp / "tusd"
         bare_dir.mkdir()
-        labels = {
-            "disk": "disk: 1 MiB writes + fsync per chunk",
-            "bare": f"bare tornado PUT, {args.chunk_mib} MiB/request + fsync",
-            "flow": f"flow tus, {args.chunk_mib} MiB PATCH (http.client)",
-            "tuspy": f"flow tus via tuspy, {args.chunk_mib} MiB chunks",
-            "jlab": "JupyterLab contents API, 1 MiB base64 JSON",
-        }
-        if args.skip_tuspy:
-            del labels["tuspy"]
-        rates: dict[str, list[float]] = {label: [] for label in labels.values()}
         bare = BareServer(bare_dir, tmp / "bare.log")
+        tusd = TusdServer(tusd_dir, tmp / "tusd.log", free_port())
         with running_jupyter(tmp) as server:
-            bare.start()
             try:
+                if "bare" in peers:
+                    bare.start()
+                if {"tusd", "tusd-tuspy"} & set(peers):
+                    tusd.start()
+                    assert tusd.process is not None
+                    wait_http(tusd.port, "/", {}, tusd.process, tusd.log)
                 project = server.create_project("upload-bench")
-                print(f"  {args.size_mib} MiB file, {args.reps} reps; jupyter server :{server.port}, "
-                      f"bare tornado :{bare.port}", flush=True)
-                for rep in range(1, args.reps + 1):
-                    name = f"bench-{rep}.bin"
-                    runs: dict[str, Callable[[], Any]] = {
-                        "disk": lambda: disk_write(source, tmp / name, chunk),
-                        "bare": lambda: bare_upload(bare, source, chunk, name),
-                        "flow": lambda: flow_upload(server, source, project, chunk, name),
-                        "tuspy": lambda: tuspy_upload(server, source, project, chunk, name),
-                        "jlab": lambda: jupyterlab_upload(server, source, name),
+                assert server.process is not None
+                flow_url = f"http://{HOST}:{server.port}/flow/api/uploads"
+                flow_pid = server.process.pid
+                tusd_pid = tusd.process.pid if tusd.process else None
+                bare_pid = bare.process.pid if bare.process else None
+                print(f"  {args.size_mib} MiB file, {args.chunk_mib} MiB chunks, {args.reps} rounds; jupyter "
+                      f":{server.port}, tusd :{tusd.port}, bare tornado :{bare.port}", flush=True)
+                for rep in range(1 - args.warmup, args.reps + 1):
+                    name = f"bench-{rep + args.warmup}.bin"
+                    meta = {"filename": name, "project": str(project)}
+                    runs: dict[str, tuple[Callable[[], Any], int | None]] = {
+                        "flow": (lambda: requests_upload(flow_url, server.headers(), source, chunk, meta), flow_pid),
+                        "tusd": (lambda: requests_upload(tusd.url, {}, source, chunk, meta), tusd_pid),
+                        "flow-tuspy": (lambda: tuspy_upload(flow_url, server.headers(), source, chunk, meta),
+                                       flow_pid),
+                        "tusd-tuspy": (lambda: tuspy_upload(tusd.url, {}, source, chunk, meta), tusd_pid),
+                        "flow-sendfile": (lambda: sendfile_upload(server, source, project, chunk, name), flow_pid),
+                        "bare": (lambda: bare_upload(bare, source, chunk, name), bare_pid),
+                        "disk": (lambda: disk_write(source, tmp / name, chunk), None),
+                        "jlab": (lambda: jupyterlab_upload(server, source, name), flow_pid),
                     }
-                    for key, label in labels.items():
-                        seconds = timed(runs[key])
-                        rates[label].append(size / MiB / seconds)
-                        print(f"  rep {rep} {label}: {seconds:.2f} s = {size / MiB / seconds:.0f} MiB/s", flush=True)
-                    # Keep the disk tidy between repetitions (Flow's copies: through its own API).
-                    (tmp / name).unlink(missing_ok=True)
-                    (bare_dir / name).unlink(missing_ok=True)
-                    (server.contents / name).unlink(missing_ok=True)
-                    for item in server.json("GET", f"/flow/api/files?project={project}&limit=100")["items"]:
-                        server.json("DELETE", f"/flow/api/files/{item['id']}")
+                    order = peers if rep % 2 else peers[::-1]  # alternate, so no peer always goes first
+                    print(f"  round {rep}:" if rep > 0 else "  warm-up round (not counted):", flush=True)
+                    for peer in order:
+                        fn, pid = runs[peer]
+                        measure(lines[peer] if rep > 0 else Line(lines[peer].label), fn, size, pid)
+                        tidy(server, project, [tmp / name, bare_dir / name, server.contents / name], tusd_dir)
             finally:
                 bare.stop()
-        report_table(rates)
-        med = {key: statistics.median(rates[label]) for key, label in labels.items()}
-        jlab_x, bare_x = med["flow"] / med["jlab"], med["flow"] / med["bare"]
+                tusd.stop()
+        report_table(lines)
         print()
-        print(f"upload: flow {med['flow']:.0f} MiB/s = {jlab_x:.1f}× JupyterLab contents API ({med['jlab']:.0f} "
-              f"MiB/s), {bare_x:.2f}× bare tornado PUT ({med['bare']:.0f} MiB/s); disk+fsync {med['disk']:.0f} MiB/s")
-        if "tuspy" in med:
-            print(f"upload: tuspy {med['tuspy']:.0f} MiB/s = {med['tuspy'] / med['jlab']:.1f}× JupyterLab, "
-                  f"{med['tuspy'] / med['bare']:.2f}× bare tornado PUT (stock client, {args.chunk_mib} MiB chunks)")
-        verdict = "PASS" if jlab_x >= TARGET_JLAB and bare_x >= TARGET_BARE else "FAIL"
-        print(f"targets: ≥{TARGET_JLAB:.0f}× JupyterLab ({jlab_x:.1f}×), ≥{TARGET_BARE}× bare tornado "
-              f"({bare_x:.2f}×): {verdict}")
+        summarize(lines, args.chunk_mib)
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tidy(server: JupyterServer, project: int, paths: list[Path], tusd_dir: Path) -> None:
+    """Keep the disk from filling up between runs: Flow's copies through its own API, the others directly."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    if tusd_dir.exists():
+        for path in tusd_dir.iterdir():
+            path.unlink(missing_ok=True)
+    for item in server.json("GET", f"/flow/api/files?project={project}&limit=100")["items"]:
+        server.json("DELETE", f"/flow/api/files/{item['id']}")
+
+
+def summarize(lines: dict[str, Line], chunk_mib: int) -> None:
+    """The ratios against each peer measured in the same run, and the targets."""
+    verdicts: list[bool] = []
+    for flow_key, tusd_key, client in (("flow", "tusd", "requests"), ("flow-tuspy", "tusd-tuspy", "tuspy")):
+        if flow_key in lines and tusd_key in lines:
+            flow, tusd = lines[flow_key], lines[tusd_key]
+            speed, cpu = flow.rate / tusd.rate, flow.cpu / tusd.cpu
+            verdicts += [speed >= TARGET_TUSD_SPEED, cpu <= TARGET_TUSD_CPU]
+            print(f"upload vs tusd ({client}, {chunk_mib} MiB chunks): flow {flow.rate:.0f} MiB/s = {speed:.2f}× "
+                  f"tusd ({tusd.rate:.0f} MiB/s); server CPU {flow.cpu:.2f} s/GiB = {cpu:.2f}× tusd "
+                  f"({tusd.cpu:.2f} s/GiB)")
+    fastest_flow = lines.get("flow-sendfile") or lines.get("flow")
+    if fastest_flow is None:
+        return print_verdict(verdicts)
+    flow = fastest_flow
+    if "jlab" in lines:
+        jlab_x = flow.rate / lines["jlab"].rate
+        verdicts.append(jlab_x >= TARGET_JLAB)
+        print(f"upload vs JupyterLab: {flow.label} {flow.rate:.0f} MiB/s = {jlab_x:.1f}× the contents API "
+              f"({lines['jlab'].rate:.0f} MiB/s)")
+    if "bare" in lines:
+        bare_x = flow.rate / lines["bare"].rate
+        verdicts.append(bare_x >= TARGET_BARE)
+        print(f"upload vs bare tornado: {flow.label} {flow.rate:.0f} MiB/s = {bare_x:.2f}× "
+              f"({lines['bare'].rate:.0f} MiB/s); CPU {flow.cpu:.2f} vs {lines['bare'].cpu:.2f} s/GiB")
+    if "disk" in lines:
+        print(f"disk+fsync: {lines['disk'].rate:.0f} MiB/s")
+    print_verdict(verdicts)
+
+
+def print_verdict(verdicts: list[bool]) -> None:
+    print(f"targets: ≥{TARGET_TUSD_SPEED}× tusd's MiB/s and ≤{TARGET_TUSD_CPU}× its CPU per GiB, "
+          f"≥{TARGET_JLAB:.0f}× JupyterLab, ≥{TARGET_BARE}× bare tornado (those measured): "
+          f"{'PASS' if verdicts and all(verdicts) else 'FAIL'}")
 
 
 if __name__ == "__main__":

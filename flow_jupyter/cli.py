@@ -181,6 +181,12 @@ class PipelinesCommand(FlowCommand):
     """Registry commands act directly on Flow's database and store, as an admin (the account running them)."""
 
     def run_registry(self, fn, *args):
+        """``fn(session, actor, *args)`` in one transaction, as the admin running the command."""
+        return self.with_host(lambda host, identity: host.run_as(identity, fn, *args))
+
+    def with_host(self, fn):
+        """``fn(host, identity)``: for registry changes that open their own short sessions (registering runs git
+        with no transaction open)."""
         import getpass
 
         from .errors import FlowError
@@ -189,7 +195,7 @@ class PipelinesCommand(FlowCommand):
 
         host = FlowHost(self.flow_settings())
         try:
-            return host.run_as(Identity(getpass.getuser(), is_admin=True), fn, *args)
+            return fn(host, Identity(getpass.getuser(), is_admin=True))
         except FlowError as exc:
             print(f"{self.name.removeprefix('flow-jupyter-').replace('-', ' ')} failed: {exc.message}",
                   file=sys.stderr)
@@ -218,8 +224,7 @@ class PipelinesAddApp(PipelinesCommand):
             body["ref"] = self.ref
         if self.pipeline_name:
             body["name"] = self.pipeline_name
-        settings = self.flow_settings()
-        added = self.run_registry(lambda s, a: registry.add_pipeline(s, a, _storage(settings), settings, body))
+        added = self.with_host(lambda host, identity: registry.register_pipeline(host, identity, body))
         version = added["versions"][-1]
         print(f"added {added['name']} {version['ref']} ({version['commit'][:12]}) from {added['source']}")
 

@@ -9,12 +9,44 @@ import os
 import re
 from pathlib import Path
 
-from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 #: Characters allowed in a value that ends up on an ``#SBATCH`` line. No newline, no quote, no shell syntax.
 SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\-]*$")
 NEXTFLOW_PIN = "24.10.0"
+#: What ``sbatch --parsable`` prints: the id, optionally ``;cluster`` (the default of slurm_job_id_pattern).
+SLURM_JOB_ID_PATTERN = r"^(?P<job_id>\d+)(;[A-Za-z0-9_.-]+)?$"
+#: The states a Slurm state may be mapped to (BackendState's values; tests/test_backends.py keeps them in step).
+BACKEND_STATE_NAMES = ("pending", "running", "completed", "failed", "cancelled", "unknown")
+#: A Nextflow duration as its Duration class reads it (nf-commons 24.10 nextflow.util.Duration: number + unit, parts
+#: may repeat, e.g. '1min', '30s', '1h 30min'); nothing else may reach the generated config.
+NEXTFLOW_DURATION = re.compile(
+    r"^(\d{1,9}(\.\d{1,6})?\s?(ms|millis?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s?){1,4}$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s?([a-z]+)")
+_DURATION_UNITS = {
+    **dict.fromkeys(("ms", "milli", "millis"), 0.001), **dict.fromkeys(("s", "sec", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), 60.0), **dict.fromkeys(("h", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+}
+#: Nextflow's submitRateLimit as 'N/duration' (TaskPollingMonitor.newRateLimiter), e.g. '60/1min'; '' = no limit.
+NEXTFLOW_RATE = re.compile(
+    r"^\d{1,6}\s?/\s?(\d{1,9}(\.\d{1,6})?\s?(ms|millis?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?))$")
+#: Characters a retry-reason regexp may hold: it is rendered into a single-quoted Groovy string (backslashes escaped),
+#: so no quote, no line break, nothing outside printable ASCII ('$' is literal in a single-quoted Groovy string).
+NEXTFLOW_REASON_CHARS = re.compile(r"^[A-Za-z0-9 _.,:;/()|?*+\-\[\]^{}$\\=<>!#%&~@]*$")
+#: Messages of Slurm clients that mean "the controller did not answer" (not "your job was refused"): what Nextflow's
+#: sbatch retries on by default in Flow's config, and what Flow itself turns into 503 scheduler_unavailable.
+SLURM_UNREACHABLE_REASON = (r"Socket timed out|Unable to contact slurm controller|Slurm backup controller in standby|"
+                            r"Zero Bytes were transmitted|Communication connection failure|Connection refused|"
+                            r"Connection timed out|Transport endpoint is not connected")
+
+
+def nextflow_duration_seconds(text: str) -> float:
+    """Seconds of a Nextflow duration ('1min', '30s', '1h 30min'); ValueError for anything else."""
+    if not NEXTFLOW_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a Nextflow duration like '30s' or '1min'")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
 
 
 def _env_path(name: str, fallback: Path) -> str:
@@ -114,6 +146,77 @@ class FlowSettings(Configurable):
                 raise TraitError("each prologue item must be a single line")
         return proposal["value"]
 
+    # Scheduler commands as argv prefixes (dask-jobqueue's submit_command/cancel_command, batchspawner's batch_*_cmd):
+    # a site wraps them (a login-node proxy, `ssh head`, a rate-limiting wrapper) without patching Flow.
+    slurm_submit_command = List(
+        Unicode(), ["sbatch"], minlen=1,
+        help="""Argv prefix Flow submits head jobs with (the script comes on stdin; Flow appends --parsable and, for
+        launch checks, --test-only). Nextflow's own task submissions use the `sbatch` on PATH.""",
+    ).tag(config=True)
+    slurm_status_command = List(
+        Unicode(), ["squeue"], minlen=1,
+        help="""Argv prefix of Flow's job listing: one call per manager round for every active run (at most 500 job
+        ids per call), plus one by job name before each submission and at reconcile.""",
+    ).tag(config=True)
+    slurm_cancel_command = List(Unicode(), ["scancel"], minlen=1,
+                                help="Argv prefix Flow cancels head and task jobs with.").tag(config=True)
+    slurm_show_command = List(
+        Unicode(), ["scontrol"], minlen=1,
+        help="""Argv prefix of `scontrol`: asked (`show job ID`) only about a job that just left the queue and left
+        no exit code in its run directory.""",
+    ).tag(config=True)
+    slurm_info_command = List(Unicode(), ["sinfo"], minlen=1,
+                              help="Argv prefix of `sinfo` (partitions, at launch checks).").tag(config=True)
+    slurm_job_id_pattern = Unicode(
+        SLURM_JOB_ID_PATTERN,
+        help="""Regular expression that the stripped output of `sbatch --parsable` must match; its `job_id` group is
+        the job id (digits, optionally `_<task>`). Change it only when a wrapper prints something else.""",
+    ).tag(config=True)
+    slurm_state_map = Dict(
+        value_trait=Unicode(),
+        help="""Extra or changed mappings of Slurm job states (squeue %T / scontrol JobState, e.g. a site plugin's)
+        to one of pending, running, completed, failed, cancelled, unknown; merged over Flow's own table.""",
+    ).tag(config=True)
+    slurm_command_timeout = Float(
+        30.0, help="""Seconds any one Slurm command may take. A status query that times out is a 503 retried with
+        back-off; an sbatch that times out is an uncertain submission: the next attempt looks for the job by name
+        (flow-<uuid>) and adopts it instead of submitting again.""",
+    ).tag(config=True)
+
+    @validate("slurm_submit_command", "slurm_status_command", "slurm_cancel_command", "slurm_show_command",
+              "slurm_info_command")
+    def _validate_command(self, proposal) -> list[str]:
+        argv = list(proposal["value"])
+        if not argv or any(not item or "\0" in item or "\n" in item for item in argv):
+            raise TraitError(f"{proposal['trait'].name} must be a non-empty argv list of non-empty single-line items")
+        return argv
+
+    @validate("slurm_job_id_pattern")
+    def _validate_job_id_pattern(self, proposal) -> str:
+        try:
+            compiled = re.compile(proposal["value"])
+        except re.error as exc:
+            raise TraitError(f"slurm_job_id_pattern is not a regular expression: {exc}") from None
+        if "job_id" not in compiled.groupindex:
+            raise TraitError("slurm_job_id_pattern needs a named group 'job_id', e.g. (?P<job_id>\\d+)")
+        return proposal["value"]
+
+    @validate("slurm_state_map")
+    def _validate_state_map(self, proposal) -> dict[str, str]:
+        for state, value in proposal["value"].items():
+            if not re.fullmatch(r"[A-Z][A-Z_]{0,39}", state):
+                raise TraitError(f"slurm_state_map key {state!r} is not a Slurm state name like 'PREEMPTED'")
+            if value not in BACKEND_STATE_NAMES:
+                raise TraitError(f"slurm_state_map[{state!r}] = {value!r}: must be one of "
+                                 f"{', '.join(BACKEND_STATE_NAMES)}")
+        return dict(proposal["value"])
+
+    @validate("slurm_command_timeout")
+    def _validate_command_timeout(self, proposal) -> float:
+        if not 0 < proposal["value"] <= 3600:
+            raise TraitError("slurm_command_timeout must be more than 0 and at most 3600 seconds")
+        return proposal["value"]
+
     # --- Nextflow ---------------------------------------------------------------------------------------------
     nextflow_version = Unicode(
         NEXTFLOW_PIN,
@@ -147,6 +250,86 @@ class FlowSettings(Configurable):
         Python environment Flow is installed in (the venv's bin/), which is on PATH when that venv is used.""",
     ).tag(config=True)
 
+    # The grid executor settings of the generated run config (launch.py): admin values, validated, never user text.
+    nextflow_queue_stat_interval = Unicode(
+        "1min", help="""Nextflow's executor.queueStatInterval on Slurm: how often each run's Nextflow lists its user's
+        jobs (`squeue -t all -u <user>`). Each active run asks on its own, so keep it at minutes on a busy site.""",
+    ).tag(config=True)
+    nextflow_poll_interval = Unicode(
+        "5s", help="""Nextflow's executor.pollInterval on Slurm: how often it looks for finished tasks' exit files
+        (filesystem only, no scheduler call).""",
+    ).tag(config=True)
+    nextflow_submit_rate_limit = Unicode(
+        "60/1min", help="""Nextflow's executor.submitRateLimit on Slurm: most task `sbatch` calls per run, as
+        'N/duration' (e.g. '60/1min'). Empty: no limit.""",
+    ).tag(config=True)
+    nextflow_exit_read_timeout = Unicode(
+        "5min", help="""Nextflow's executor.exitReadTimeout on Slurm: how long a task that the queue no longer lists
+        may go without an exit file before Nextflow fails it. While squeue fails (controller down) Nextflow counts
+        every job as active, so this only matters once the controller answers again.""",
+    ).tag(config=True)
+    nextflow_submit_retry_reason = Unicode(
+        SLURM_UNREACHABLE_REASON,
+        help="""Nextflow's executor.submit.retry.reason: a regular expression (Java syntax, searched in the output of
+        a failed task `sbatch`) for failures worth retrying. Nextflow's default only retries 'Socket timed out'; Flow's
+        also retries an unreachable or restarting controller. Printable ASCII without quotes or line breaks.""",
+    ).tag(config=True)
+    nextflow_submit_retry_max_attempts = Integer(
+        20, help="""Nextflow's executor.retry.maxAttempts: tries of one task `sbatch` (first one included) before the
+        task fails. With the default delays, 20 tries span more than five minutes of controller outage.""",
+    ).tag(config=True)
+    nextflow_submit_retry_delay = Unicode(
+        "1s", help="Nextflow's executor.retry.delay: the first wait before a task `sbatch` is retried (it doubles on "
+        "each try, up to nextflow_submit_retry_max_delay)."
+    ).tag(config=True)
+    nextflow_submit_retry_max_delay = Unicode(
+        "30s", help="Nextflow's executor.retry.maxDelay: the longest wait between two tries of a task `sbatch`."
+    ).tag(config=True)
+    nextflow_submit_retry_jitter = Float(
+        0.25, help="Nextflow's executor.retry.jitter: each wait varies randomly by up to this fraction."
+    ).tag(config=True)
+
+    @validate("nextflow_queue_stat_interval", "nextflow_poll_interval", "nextflow_exit_read_timeout",
+              "nextflow_submit_retry_delay", "nextflow_submit_retry_max_delay")
+    def _validate_nextflow_duration(self, proposal) -> str:
+        value = proposal["value"].strip()
+        if not NEXTFLOW_DURATION.match(value) or nextflow_duration_seconds(value) <= 0:
+            raise TraitError(f"{proposal['trait'].name}={value!r} is not a Nextflow duration like '30s' or '1min'")
+        return value
+
+    @validate("nextflow_submit_rate_limit")
+    def _validate_rate_limit(self, proposal) -> str:
+        value = proposal["value"].strip()
+        if value and (not NEXTFLOW_RATE.match(value)
+                      or nextflow_duration_seconds(value.split("/", 1)[1].strip()) < 1):
+            raise TraitError(f"nextflow_submit_rate_limit={value!r} must be 'N/duration' of at least 1s, "
+                             "e.g. '60/1min' (or empty)")
+        return value
+
+    @validate("nextflow_submit_retry_reason")
+    def _validate_retry_reason(self, proposal) -> str:
+        value = proposal["value"]
+        if not value or len(value) > 1000 or not NEXTFLOW_REASON_CHARS.match(value):
+            raise TraitError("nextflow_submit_retry_reason must be 1 to 1000 printable ASCII characters without "
+                             "quotes or line breaks")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise TraitError(f"nextflow_submit_retry_reason is not a regular expression: {exc}") from None
+        return value
+
+    @validate("nextflow_submit_retry_max_attempts")
+    def _validate_retry_attempts(self, proposal) -> int:
+        if not 1 <= proposal["value"] <= 1000:
+            raise TraitError("nextflow_submit_retry_max_attempts must be from 1 to 1000")
+        return proposal["value"]
+
+    @validate("nextflow_submit_retry_jitter")
+    def _validate_retry_jitter(self, proposal) -> float:
+        if not 0 <= proposal["value"] < 1:
+            raise TraitError("nextflow_submit_retry_jitter must be at least 0 and less than 1")
+        return proposal["value"]
+
     # --- Health -----------------------------------------------------------------------------------------------
     required_components = List(
         Unicode(),
@@ -158,6 +341,36 @@ class FlowSettings(Configurable):
         5.0, help="How often the execution manager asks the scheduler (squeue/scontrol, or the local process table) "
         "about each active run. Progress comes from the run's event files every half second regardless; the scheduler "
         "is asked at once when the events say the run ended or a cancel was requested."
+    ).tag(config=True)
+    host_id = Unicode(
+        "", help="""This host's name in claim leases (executions it submits and follows, background jobs it builds).
+        Empty: made from the machine's name, boot and process, so every replica and every restart is a new host and a
+        dead process on the same machine is recognised at once. Set it only to tell replicas apart in logs."""
+    ).tag(config=True)
+    claim_lease_seconds = Float(
+        60.0, help="""How long a host's claim on an execution or background job holds without being renewed (each host
+        renews its claims every few seconds). After that another replica takes the work over: a crashed or hung host
+        delays its runs by at most this long. Claims of a dead process on the same machine are taken over at once."""
+    ).tag(config=True)
+    scheduler_start_jitter_seconds = Float(
+        5.0, help="""The first scheduler query after start-up waits a random part of this, so restarted hosts and
+        replicas do not ask the controller in step."""
+    ).tag(config=True)
+    scheduler_backoff_max_seconds = Float(
+        120.0, help="""While the scheduler is unreachable, its queries back off (doubling from backend_poll_seconds)
+        up to this many seconds; progress from the run directories goes on meanwhile."""
+    ).tag(config=True)
+    follow_workers = Integer(
+        4, help="""Threads that read run directories (events, trace, log) in parallel: one slow run directory (a
+        stalled NFS mount) holds one thread, not every run."""
+    ).tag(config=True)
+    follow_timeout_seconds = Float(
+        30.0, help="""A run whose directory takes longer than this to read in one round is reported (log, health)
+        and skipped by the rounds that follow until its read returns; the others go on."""
+    ).tag(config=True)
+    hash_workers = Integer(
+        2, help="""Threads that checksum published outputs, outside any database transaction and off the thread
+        that follows runs: a multi-GB output delays only its own run's output registration."""
     ).tag(config=True)
     launch_retry_seconds = Float(
         3600.0, help="How long a launch waits for an unreachable scheduler (retried every few seconds) before the "
@@ -191,8 +404,36 @@ class FlowSettings(Configurable):
     upload_cleanup_interval = Float(
         600.0, help="Seconds between runs of the periodic task that collects expired uploads and zips."
     ).tag(config=True)
+    upload_workers = Integer(
+        4, help="""Threads of the host's uploads pool, shared by every upload: they write received bytes to the
+        partial files and hash them (sha256, Upload-Checksum) while the event loop goes on receiving.""",
+    ).tag(config=True)
+    upload_buffer_bytes = Integer(
+        1 << 20, help="""Size of each buffer a chunk's body is received into before the pool writes and hashes it
+        in one piece. About 1 MiB is fastest: small enough that writing and hashing find the bytes still in the
+        CPU's cache, large enough that the work per piece does not count (8 MiB buffers measured slower).""",
+    ).tag(config=True)
+    upload_buffers = Integer(
+        8, help="""Buffers one chunk may have in flight (received, not yet written and hashed): memory per active
+        upload is upload_buffers × upload_buffer_bytes. When all are in flight, reading the body waits.""",
+    ).tag(config=True)
+    upload_writeback_bytes = Integer(
+        16 << 20, help="""While a chunk arrives, start writing its received bytes to disk every this many bytes
+        (sync_file_range on Linux; never waits), so the fsync that acknowledges the chunk has little left to do.
+        0 leaves all of it to that fsync.""",
+    ).tag(config=True)
     zip_expiry_seconds = Integer(
         24 * 3600, help="Seconds a deferred bulk-download zip is kept after it was built."
+    ).tag(config=True)
+    zip_workers = Integer(
+        2, help="""Deferred zips this host builds at once (each on a thread of the host's "zip" pool, never the
+        threads that serve database calls). More waiting jobs stay "pending" until a thread, here or on another
+        replica, is free."""
+    ).tag(config=True)
+    zip_attempts = Integer(
+        3, help="""How many times a deferred zip is started before it is marked failed: a build is started again
+        only when its host died or stalled past claim_lease_seconds while building it, so a job that takes its host
+        down every time fails instead of taking down every replica in turn."""
     ).tag(config=True)
     page_size_default = Integer(50, help="Items per page of a list when the client gives no limit.").tag(config=True)
     page_size_max = Integer(1000, help="Largest page a client may ask for.").tag(config=True)

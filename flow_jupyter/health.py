@@ -91,9 +91,11 @@ def check_nextflow(settings: FlowSettings) -> Component:
 def check_slurm(settings: FlowSettings) -> Component:
     hint = "start Slurm (dev machine: scripts/slurm.sh start) or set FlowSettings.slurm_conf"
     try:
-        out = run(["sinfo", "-h", "-o", "%P|%a|%D|%t"], timeout=settings.health_check_timeout,
+        sinfo = list(settings.slurm_info_command)
+        out = run([*sinfo, "-h", "-o", "%P|%a|%D|%t"], timeout=settings.health_check_timeout,
                   env=settings.slurm_env())
-        version = run(["sinfo", "--version"], timeout=settings.health_check_timeout).stdout.strip()
+        version = run([*sinfo, "--version"], timeout=settings.health_check_timeout,
+                      env=settings.slurm_env()).stdout.strip()
     except CommandError as exc:
         return Component("slurm", False, exc.summary(), hint)
     partitions = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 3]

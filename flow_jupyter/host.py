@@ -5,6 +5,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .config import FlowSettings
 from .data.storage import Storage
-from .db import Database
+from .db import Database, leases
 from .errors import FlowError
 from .health import CachedHealth
 from .identity import Actor, Identity, resolve
@@ -48,6 +49,10 @@ class FlowHost:
         POOLS.watch("flow", self.db.engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
+        #: This process's name in claim leases (db/leases.py): unique per process, recognisably dead once it is gone.
+        self.host_id = leases.host_identity(self.settings.host_id)
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
         try:
             self.ensure_schema()
         except FlowError as exc:  # keep Jupyter up; health reports the database, the API answers 503
@@ -70,18 +75,22 @@ class FlowHost:
             self._migrated = True
 
     def start_background_work(self) -> None:
-        """On the host's event loop: housekeeping (expired uploads, old bulk-download zips) and the execution
-        manager that launches and follows runs."""
-        from .data.zipjobs import expire_zips
+        """On the host's event loop: housekeeping (expired uploads, old bulk-download zips), the runner that claims
+        and builds deferred zips (jobs.JobRunner, on this host's "zip" pool) and the execution manager that launches
+        and follows runs."""
+        from .data.zipjobs import expire_zips, zip_job_runner
         from .data.uploads import expire_uploads
         from .execution.manager import ExecutionManager
 
         interval = self.settings.upload_cleanup_interval
+        zips = zip_job_runner(self.settings)
         self.periodic = PeriodicTasks(self, [
             PeriodicTask("expire-uploads", interval, expire_uploads),
             PeriodicTask("expire-zips", interval, lambda host: expire_zips(host, host.settings.zip_expiry_seconds)),
+            zips.task(self.settings.claim_lease_seconds),
         ])
         self.periodic.start()
+        self.periodic.wake(zips.name)  # zips a crash or a restart left half-built are claimed now, not in a round
         self.manager = ExecutionManager(self)
         self.manager.start()
 
@@ -100,11 +109,25 @@ class FlowHost:
         if self.manager is not None:
             self.manager.wake()
 
+    def pool(self, name: str, max_workers: int) -> ThreadPoolExecutor:
+        """A bounded pool of this host's, by name: long work (hashing, zips, following runs) never takes the default
+        executor's threads, which serve every database call (`call`), and `close` shuts every one down."""
+        with self._pools_lock:
+            existing = self._pools.get(name)
+            if existing is None:
+                existing = self._pools[name] = ThreadPoolExecutor(max_workers=max(1, max_workers),
+                                                                  thread_name_prefix=f"flow-{name}")
+            return existing
+
     def close(self) -> None:
         if self.manager is not None:
             self.manager.stop()
         if self.periodic is not None:
             self.periodic.stop()
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
 
 

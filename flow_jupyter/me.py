@@ -21,10 +21,10 @@ from .identity import Actor
 
 
 def available_backends(settings: FlowSettings) -> list[str]:
-    """Backends a launch may name here: local always; Slurm when it is the executor or its ``sbatch`` is on PATH
-    (checked without running anything: whether the controller answers is /health's business)."""
+    """Backends a launch may name here: local always; Slurm when it is the executor or its submit command is on
+    PATH (checked without running anything: whether the controller answers is /health's business)."""
     found = ["local"]
-    if settings.executor == "slurm" or shutil.which("sbatch"):
+    if settings.executor == "slurm" or shutil.which(settings.slurm_submit_command[0]):
         found.append("slurm")
     return found
 

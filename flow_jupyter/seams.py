@@ -7,6 +7,7 @@ to provide these members, and mypy checks that every caller asks for nothing mor
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class Host(Protocol):
     db: Database
     storage: Storage
     health: CachedHealth
+    host_id: str
 
     def ensure_schema(self) -> None:
         """Migrate once (retried while the database is unreachable); raises FlowError 503 meanwhile."""
@@ -38,3 +40,6 @@ class Host(Protocol):
 
     def wake_manager(self) -> None:
         """A launch, cancel or resume was stored: let the execution manager look now, not at its next round."""
+
+    def pool(self, name: str, max_workers: int) -> ThreadPoolExecutor:
+        """The host's bounded thread pool called ``name`` (made on first use, shut down by the host's close)."""

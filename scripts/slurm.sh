@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Single-node Slurm for development, demos and tests: `scripts/slurm.sh start|stop|stop-controller|status`.
-# Idempotent: `start` on a running cluster returns at once. It writes /etc/slurm/slurm.conf only when that file is
-# absent or was written by this script (marker line), so a site's own Slurm configuration is never touched. `stop`
-# stops only the daemons this script started, by the pids they wrote into its state directory, never by name: on a
-# real cluster's login node the site's own daemons are left alone.
+# Single-node Slurm for development, demos and tests:
+#   scripts/slurm.sh start|stop|status|stop-controller|stall-controller|resume-controller
+# Idempotent: `start` on a running cluster returns at once (and wakes a controller this script stalled). It writes
+# /etc/slurm/slurm.conf only when that file is absent or was written by this script (marker line), so a site's own
+# Slurm configuration is never touched. `stop` stops only the daemons this script started, by the pids they wrote
+# into its state directory, never by name: on a real cluster's login node the site's own daemons are left alone.
+# `stall-controller`/`resume-controller` SIGSTOP/SIGCONT the controller this script started (by that pid file):
+# how tests make the controller hang, as a real one does under load, rather than refuse connections.
+#
+# An outage is *held* by the process that made it (FLOW_SLURM_HOLDER, else the caller's pid: a test's pytest), in
+# STATE_DIR/held-by: while that process lives, another caller's `start`, `stop` or controller verb waits for the
+# outage to end (up to FLOW_SLURM_HOLD_WAIT seconds, default 600) instead of ending it early — two test sessions on
+# one machine must not restart each other's stopped controller. The holder's own `start`/`resume-controller` end it.
+#
+# Site mode (FLOW_TEST_SLURM=site): the machine's own Slurm is used and this script never starts, stops or signals a
+# daemon. `start` only checks that `sinfo` answers; `stop` does nothing; the controller verbs refuse (exit 3), and
+# the tests that need them are skipped (tests/conftest.py, marker `stops_controller`).
 set -euo pipefail
 
 CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
@@ -17,6 +29,39 @@ NODE_MEMORY_MB=${FLOW_SLURM_MEMORY_MB:-16000}
 log() { echo "slurm: $*" >&2; }
 
 cluster_up() { timeout 10 sinfo -h -o '%a' 2>/dev/null | grep -q up; }
+
+site_mode() { [[ ${FLOW_TEST_SLURM:-} == site ]]; }
+
+HOLD_FILE=$STATE_DIR/held-by
+HOLDER=${FLOW_SLURM_HOLDER:-$PPID}
+
+# A process's start time (/proc/<pid>/stat field 22): with the pid, its identity (pids are reused).
+start_ticks() { awk '{sub(/.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
+
+# The pid of the live process holding an outage that is not ours, or nothing.
+other_holder() {
+  local pid ticks
+  [[ -f $HOLD_FILE ]] && read -r pid ticks < "$HOLD_FILE" || return 1
+  [[ $pid =~ ^[0-9]+$ && $pid != "$HOLDER" && -n $ticks && $(start_ticks "$pid") == "$ticks" ]] || return 1
+  echo "$pid"
+}
+
+# Wait while another live process holds an outage (then it is over, or that process is gone).
+wait_for_outage_of_others() {
+  local pid waited=0 limit=${FLOW_SLURM_HOLD_WAIT:-600}
+  while pid=$(other_holder); do
+    ((waited == 0)) && log "the controller is held down by process $pid (a test's outage); waiting for it to end"
+    ((waited >= limit * 2)) && { log "gave up waiting for process $pid's outage after ${limit} s"; exit 1; }
+    sleep 0.5; waited=$((waited + 1))
+  done
+}
+
+hold() {
+  mkdir -p "$STATE_DIR"
+  echo "$HOLDER $(start_ticks "$HOLDER")" > "$HOLD_FILE"
+}
+
+release() { other_holder >/dev/null || rm -f "$HOLD_FILE"; }
 
 write_conf() {
   if [[ -f $CONF ]] && ! grep -qF "$MARKER" "$CONF"; then
@@ -63,6 +108,13 @@ start_munge() {
 }
 
 start() {
+  if site_mode; then
+    cluster_up || { log "FLOW_TEST_SLURM=site but the site's Slurm does not answer sinfo"; exit 1; }
+    log "site mode: using the site's Slurm ($(sinfo -h -o '%P %a %D %t' | head -1))"; return
+  fi
+  wait_for_outage_of_others
+  release
+  resume_controller quiet
   if cluster_up; then log "already running"; return; fi
   command -v slurmctld >/dev/null || { log "slurm-wlm is not installed (scripts/install-system.sh)"; exit 1; }
   write_conf
@@ -110,6 +162,10 @@ stop_daemon() {
 }
 
 stop() {
+  if site_mode; then log "site mode: the site's Slurm is left alone"; return; fi
+  wait_for_outage_of_others
+  release
+  resume_controller quiet  # a stopped process takes no SIGTERM until it is woken
   if ours slurmctld >/dev/null || ours slurmd >/dev/null; then
     scontrol shutdown >/dev/null 2>&1 || true
     for _ in $(seq 50); do ours slurmctld >/dev/null || ours slurmd >/dev/null || break; sleep 0.1; done
@@ -118,11 +174,52 @@ stop() {
   log "stopped"
 }
 
+# Whether process $1 is stopped (SIGSTOP: state T).
+stalled() { [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == T ]]; }
+
+# SIGSTOP the controller this script started: it keeps its socket, so clients connect and then wait (a hung
+# controller), unlike stop-controller where they are refused at once.
+stall_controller() {
+  local pid
+  pid=$(ours slurmctld) || { log "no controller started by this script is running"; exit 1; }
+  kill -STOP "$pid"
+  log "controller $pid stalled (SIGSTOP)"
+}
+
+# SIGCONT the controller this script started, if it is stalled ("quiet": say nothing when there is none).
+resume_controller() {
+  local pid
+  if ! pid=$(ours slurmctld); then [[ ${1:-} == quiet ]] || log "no controller started by this script"; return 0; fi
+  if stalled "$pid"; then kill -CONT "$pid"; log "controller $pid resumed (SIGCONT)"
+  elif [[ ${1:-} != quiet ]]; then log "controller $pid was not stalled"; fi
+}
+
+status() {
+  local pid
+  if ! site_mode; then
+    if pid=$(other_holder); then log "the controller is held down by process $pid (a test's outage)"; exit 1; fi
+    if pid=$(ours slurmctld) && stalled "$pid"; then log "controller $pid is stalled (SIGSTOP)"; exit 1; fi
+    if ours slurmd >/dev/null && ! ours slurmctld >/dev/null; then log "controller stopped (slurmd runs)"; exit 1; fi
+  fi
+  cluster_up && sinfo || { log "not running"; exit 1; }
+}
+
+# The controller verbs act on daemons this script started; on a site's Slurm there are none to act on.
+controller_verb() {
+  if site_mode; then log "site mode: '$1' would act on the site's controller; refused"; exit 3; fi
+  wait_for_outage_of_others
+  case $1 in
+    # Only the controller (the node daemon and running jobs stay): how tests make the scheduler unreachable.
+    stop-controller) hold; resume_controller quiet; stop_daemon slurmctld; log "controller stopped" ;;
+    stall-controller) hold; stall_controller ;;
+    resume-controller) release; resume_controller ;;
+  esac
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  # Only the controller (the node daemon and running jobs stay): how tests make the scheduler unreachable.
-  stop-controller) stop_daemon slurmctld; log "controller stopped" ;;
-  status) cluster_up && sinfo || { log "not running"; exit 1; } ;;
-  *) echo "usage: $0 start|stop|stop-controller|status" >&2; exit 2 ;;
+  stop-controller|stall-controller|resume-controller) controller_verb "$1" ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status|stop-controller|stall-controller|resume-controller" >&2; exit 2 ;;
 esac

@@ -57,8 +57,29 @@ def wait_for_slurm_job(job_id: str, timeout: float) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
-    """The single-node Slurm cluster of scripts/slurm.sh, started if it is not running."""
+    """The single-node Slurm cluster of scripts/slurm.sh, started if it is not running (in site mode: the site's
+    Slurm, checked to answer, never started)."""
     _script("slurm.sh", "start")
+
+
+# --- site mode: FLOW_TEST_SLURM=site runs the Slurm tests on the machine's own Slurm ---------------------------------
+#: The tests then never start, stop or signal a daemon (scripts/slurm.sh refuses to), so those that stop or stall the
+#: controller (marked `stops_controller`) are skipped; every other test uses the site's Slurm as it is.
+SLURM_SITE_MODE = os.environ.get("FLOW_TEST_SLURM", "") == "site"
+SITE_MODE_SKIP = ("FLOW_TEST_SLURM=site: this test stops or stalls the Slurm controller, which on a site's Slurm "
+                  "would be the site's own controller")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stops_controller: stops or stalls the dev Slurm controller (through "
+                            "scripts/slurm.sh); skipped with FLOW_TEST_SLURM=site")
+
+
+def skip_controller_tests_in_site_mode(items: list[pytest.Item]) -> None:
+    if SLURM_SITE_MODE:
+        for item in items:
+            if item.get_closest_marker("stops_controller") is not None:
+                item.add_marker(pytest.mark.skip(reason=SITE_MODE_SKIP))
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -69,6 +90,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if params.get("database_url") == "postgresql" or "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+    skip_controller_tests_in_site_mode(items)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +142,9 @@ def flow_config(flow_root: Path, database_url: str) -> dict:
     every test is checked against its response schema (api/responses.py): the contract holds wherever it is used."""
     return {"root_dir": str(flow_root), "database_url": database_url, "health_cache_seconds": 0.0,
             "test_identity_header": TEST_USER_HEADER, "cache_dir": TOOLCHAIN_CACHE, "validate_responses": True,
-            "host_path_roots": [tempfile.gettempdir(), str(REPO)]}
+            "host_path_roots": [tempfile.gettempdir(), str(REPO)],
+            # The single-node dev cluster answers at once: Nextflow may look at it as often as it likes.
+            "nextflow_poll_interval": "2s", "nextflow_queue_stat_interval": "5s"}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 (`kill -9`) and start it again on the same Flow root and database."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,8 +32,12 @@ def _free_port() -> int:
 class Server:
     """A `jupyter server` child process with Flow enabled by its installed config, on a fixed root and database."""
 
-    def __init__(self, workdir: Path, root: Path, database_url: str, *options: str):
+    def __init__(self, workdir: Path, root: Path, database_url: str, *options: str,
+                 config: dict[str, Any] | None = None):
+        """``options`` are command-line flags; ``config`` is FlowSettings given as a config file (for values a flag
+        spells badly, like a list of argv words)."""
         self.workdir, self.root, self.database_url, self.options = workdir, root, database_url, list(options)
+        self.config = config
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -48,6 +54,10 @@ class Server:
             argv.append("--allow-root")
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
                    JUPYTER_CONFIG_DIR=str(self.workdir / "config"))
+        if self.config is not None:
+            (self.workdir / "config").mkdir(parents=True, exist_ok=True)
+            (self.workdir / "config" / "jupyter_server_config.json").write_text(
+                json.dumps({"FlowSettings": self.config}))
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
@@ -57,6 +67,7 @@ class Server:
             pytest.fail(f"{timeout}:\n{self.log.read_text()}")
 
     def _answers(self) -> bool:
+        assert self.process is not None
         if self.process.poll() is not None:
             pytest.fail(f"jupyter server exited with {self.process.returncode}:\n{self.log.read_text()}")
         try:
@@ -64,9 +75,17 @@ class Server:
         except requests.ConnectionError:
             return False
 
-    def kill_9(self) -> None:
+    def kill_9(self, with_children: bool = False) -> None:
+        """SIGKILL the server; ``with_children``: its whole process group too (the commands it was running, as
+        when the machine it ran on died), not only the server process."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        if with_children:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: start_new_session
+            except ProcessLookupError:
+                pass
+        else:
+            self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:

@@ -205,7 +205,8 @@ async def upload(user: CheckedAPI, project: int, filename: str, content: bytes) 
 # --- the table, without a server ------------------------------------------------------------------------------------
 def _routes() -> list[tuple[str, type]]:
     """(pattern, handler) of every documented route (all but the catch-all)."""
-    return [(route[0], route[1]) for route in default_handlers if route[0] != CATCH_ALL]
+    return [(route[0], route[1]) for route in default_handlers
+            if route[0] != CATCH_ALL and getattr(route[1], "openapi_alias_of", None) is None]
 
 
 HANDLERS = [route[1] for route in default_handlers]

@@ -1,18 +1,23 @@
 """Backends: one interface to start, follow, stop and re-find Nextflow head jobs, locally or on Slurm.
 
-Offline stories check the rendered sbatch script and replay scheduler exchanges captured from the real Slurm 22.05;
-the real stories run Nextflow (the tiny pipeline, and a sleeping one to cancel) through each backend.
+Offline stories check the rendered sbatch script and replay scheduler exchanges captured from the real Slurm 22.05:
+one status query for many runs, adoption instead of a second submission, a cancel that asks only about the run's own
+jobs, and the traits that name the commands, the job-id pattern and the state map. The real stories run Nextflow (the
+tiny pipeline, and a sleeping one to cancel) through each backend; test_slurm_backend_real.py has the real-Slurm
+versions of the site-scale stories.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from traitlets import TraitError
 
 from conftest import TINY_PIPELINE
 from waiting import wait_for
@@ -28,8 +33,13 @@ from flow_jupyter.execution.backends import (
     Resources,
     SlurmBackend,
 )
+from flow_jupyter.execution.backends import slurm as slurm_module
+from flow_jupyter.execution.backends.base import read_head_file
 from flow_jupyter.execution.backends.local import boot_id, session_alive
-from flow_jupyter.execution.backends.slurm import parse_scontrol_job, parse_squeue_line
+from flow_jupyter.config import BACKEND_STATE_NAMES
+from flow_jupyter.execution.backends.slurm import (
+    HEAD_LOCK_FILE, HEAD_LOCKED_EXIT_CODE, SQUEUE_MAX_IDS, parse_scontrol_job, parse_squeue_line,
+)
 from flow_jupyter.execution.runfiles import (
     CONFIG_FILE, EXIT_CODE_FILE, HEAD_FILE, LOCAL_STDERR_FILE, LOCAL_STDOUT_FILE, LOG_FILE, PARAMS_FILE,
     SLURM_OUTPUT_FILE, TRACE_FILE, WORK_DIR,
@@ -103,6 +113,15 @@ def follow(backend, job: BackendJob, timeout: float = RUN_TIMEOUT) -> tuple[set[
     return seen, wait_for(ended, what=f"{job.backend} job {job.job_id} to end", timeout=timeout, interval=0.5)
 
 
+def submitted_task_ids(run_dir: Path) -> list[str]:
+    """Slurm job ids of the tasks Nextflow submitted, from its log ('[SLURM] submitted process … > jobId: 123;')."""
+    try:
+        text = (run_dir / LOG_FILE).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return sorted(set(re.findall(r"submitted process .*? > jobId: (\d+);", text)))
+
+
 def run_log(run_dir: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(run_dir.iterdir())
                      if p.name in {LOCAL_STDOUT_FILE, LOCAL_STDERR_FILE, SLURM_OUTPUT_FILE, LOG_FILE})
@@ -146,7 +165,16 @@ UNREACHABLE = "slurm_load_jobs error: Unable to contact slurm controller (connec
 
 
 def squeue(job_id: str) -> list[str]:
-    return ["squeue", "-h", "-j", job_id, "-o", "%T|%r|%S|%N"]
+    return ["squeue", "-h", "-j", job_id, "-o", "%i|%T|%r|%S|%N"]
+
+
+def named(execution_uuid: str) -> list[str]:
+    """The look for an existing head job that comes before every submission (and at reconcile)."""
+    return ["squeue", "-h", "--name", f"flow-{execution_uuid}", "-o", "%i|%T|%Z"]
+
+
+def none_named(execution_uuid: str) -> tuple[list[str], int, str, str]:
+    return named(execution_uuid), 0, "", ""
 
 
 def scontrol(job_id: str) -> list[str]:
@@ -180,11 +208,13 @@ def test_the_head_script_carries_exactly_the_settings_and_the_requested_resource
         "#SBATCH -t 2-00:00:00",
         f"#SBATCH --chdir={tmp_path}",
         f"#SBATCH --output={tmp_path}/head.out",
+        "#SBATCH --open-mode=append",
         "#SBATCH --qos=normal",
         "#SBATCH --gres=gpu:1",
     ]
     body = lines[lines.index("#SBATCH --gres=gpu:1") + 1:]
     assert body[0] == "module load java/17"
+    assert body[1].startswith("if command -v flock") and "flock -n 9" in body[2]  # the duplicate guard comes first
     assert "export NXF_ANSI_LOG=false" in body
     assert f"export FLOW_EVENTS_FILE={tmp_path}/events.ndjson" in body
     assert "nextflow run /pipes/main.nf -params-file params.json </dev/null &" in body
@@ -199,6 +229,7 @@ def test_without_resources_the_settings_defaults_apply_and_empty_queue_and_accou
     assert [line for line in script.splitlines() if line.startswith("#SBATCH")] == [
         "#SBATCH -J flow-e2", "#SBATCH -n 1", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=2G",
         "#SBATCH -t 24:00:00", f"#SBATCH --chdir={tmp_path}", f"#SBATCH --output={tmp_path}/head.out",
+        "#SBATCH --open-mode=append",
     ]
 
 
@@ -271,32 +302,32 @@ def test_a_memory_that_is_not_a_size_is_a_400(tmp_path: Path) -> None:
 
 # --- offline: replayed scheduler exchanges ---------------------------------------------------------------------------
 def test_sbatch_gets_the_script_on_stdin_and_its_parsable_id_is_recorded(tmp_path: Path) -> None:
-    replay = Replay((["sbatch", "--parsable"], 0, "47;flowdev\n", ""))
+    replay = Replay(none_named("e7"), (["sbatch", "--parsable"], 0, "47;flowdev\n", ""))
     launch = Launch("e7", tmp_path, ["nextflow", "run", "main.nf"], {})
 
     job = SlurmBackend(FlowSettings(), runner=replay).submit(launch)
 
     assert (job.backend, job.job_id, job.execution_uuid, job.run_dir) == ("slurm", "47", "e7", str(tmp_path))
-    assert replay.inputs[0].startswith("#!/usr/bin/env bash\n")
+    assert replay.inputs[1].startswith("#!/usr/bin/env bash\n")
     assert json.loads((tmp_path / HEAD_FILE).read_text())["job_id"] == "47"
     assert BackendJob.from_json(json.loads(json.dumps(job.to_json()))) == job
 
 
 def test_an_unparsable_sbatch_answer_fails_loudly_with_the_output(tmp_path: Path) -> None:
-    replay = Replay((["sbatch", "--parsable"], 0, "Submitted batch job 47\n", ""))
+    replay = Replay(none_named("e8"), (["sbatch", "--parsable"], 0, "Submitted batch job 47\n", ""))
     with pytest.raises(RuntimeError, match="Submitted batch job 47"):
         SlurmBackend(FlowSettings(), runner=replay).submit(Launch("e8", tmp_path, ["nextflow"], {}))
 
 
 def test_a_refused_submission_is_a_400_and_an_unreachable_slurm_a_503(tmp_path: Path) -> None:
-    refused = Replay((["sbatch", "--parsable"], 1, "",
+    refused = Replay(none_named("e9"), (["sbatch", "--parsable"], 1, "",
                       "sbatch: error: Batch job submission failed: Invalid partition name specified\n"))
     with pytest.raises(FlowError) as caught:
         SlurmBackend(FlowSettings(), runner=refused).submit(Launch("e9", tmp_path, ["nextflow"], {}))
     assert (caught.value.status, caught.value.reason) == (400, "submission_rejected")
     assert "Invalid partition name" in caught.value.message
 
-    down = Replay((["sbatch", "--parsable"], 1, "", "sbatch: error: Batch job submission failed: "
+    down = Replay(none_named("e9"), (["sbatch", "--parsable"], 1, "", "sbatch: error: Batch job submission failed: "
                    "Unable to contact slurm controller (connect failure)\n"))
     with pytest.raises(FlowError) as caught:
         SlurmBackend(FlowSettings(), runner=down).submit(Launch("e9", tmp_path, ["nextflow"], {}))
@@ -304,16 +335,20 @@ def test_a_refused_submission_is_a_400_and_an_unreachable_slurm_a_503(tmp_path: 
 
 
 def test_squeue_lines_become_job_infos() -> None:
-    running = parse_squeue_line("RUNNING|None|2026-11-25T15:48:21|vm")
-    pending = parse_squeue_line("PENDING|Resources|2026-11-25T15:58:21|")
-    configuring = parse_squeue_line("CONFIGURING|None|2026-11-25T15:58:21|vm")
-    completing = parse_squeue_line("COMPLETING|None|2026-11-25T15:48:21|vm")
+    job_id, running = parse_squeue_line("45|RUNNING|None|2026-11-25T15:48:21|vm")
+    _, pending = parse_squeue_line("46|PENDING|Resources|2026-11-25T15:58:21|")
+    _, configuring = parse_squeue_line("47|CONFIGURING|None|2026-11-25T15:58:21|vm")
+    _, completing = parse_squeue_line("48|COMPLETING|None|2026-11-25T15:48:21|vm")
 
+    assert job_id == "45"
     assert (running.status, running.node, running.reason, running.queue_eta) == (BackendState.RUNNING, "vm", None, None)
     assert (pending.status, pending.reason, pending.node) == (BackendState.PENDING, "Resources", None)
     assert pending.queue_eta.isoformat(timespec="seconds").startswith("2026-11-25T15:58:21")
     assert configuring.status is BackendState.PENDING and completing.status is BackendState.RUNNING
-    assert parse_squeue_line("PENDING|Priority|N/A|").queue_eta is None
+    assert parse_squeue_line("49|PENDING|Priority|N/A|")[1].queue_eta is None
+    for garbage in ["RUNNING|None|2026-11-25T15:48:21|vm", "1;reboot|RUNNING|None|N/A|vm", ""]:
+        with pytest.raises(ValueError):
+            parse_squeue_line(garbage)
 
 
 def test_scontrol_records_give_the_final_state_and_exit_code() -> None:
@@ -325,25 +360,27 @@ def test_scontrol_records_give_the_final_state_and_exit_code() -> None:
             is BackendState.FAILED
 
 
-def test_status_walks_from_squeue_to_scontrol_to_the_run_dir(tmp_path: Path) -> None:
+def test_status_walks_from_squeue_to_the_run_dir_to_scontrol(tmp_path: Path) -> None:
     job = slurm_job(tmp_path)
-    listed = Replay((squeue("45"), 0, "RUNNING|None|2026-11-25T15:48:21|vm\n", ""))
+    listed = Replay((squeue("45"), 0, "45|RUNNING|None|2026-11-25T15:48:21|vm\n", ""))
     assert SlurmBackend(FlowSettings(), runner=listed).status(job) == JobInfo(BackendState.RUNNING, node="vm")
 
     finished = Replay((squeue("45"), 0, "", ""), (scontrol("45"), 0, SCONTROL_FAILED, ""))
     assert SlurmBackend(FlowSettings(), runner=finished).status(job).exit_code == 3
 
+    # One unknown id: squeue fails with 'Invalid job id specified' — that means "not listed", not an outage.
     purged = [(squeue("45"), 1, "", INVALID), (scontrol("45"), 1, "", INVALID)]
     assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is BackendState.UNKNOWN
+    # With the head script's exit code in the run dir, Slurm is not asked beyond the one squeue.
     (tmp_path / EXIT_CODE_FILE).write_text("0\n")
-    info = SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job)
+    info = SlurmBackend(FlowSettings(), runner=Replay(purged[0])).status(job)
     assert (info.status, info.exit_code) == (BackendState.COMPLETED, 0)
     (tmp_path / EXIT_CODE_FILE).write_text("1\n")
-    assert SlurmBackend(FlowSettings(), runner=Replay(*purged)).status(job).status is BackendState.FAILED
+    assert SlurmBackend(FlowSettings(), runner=Replay(purged[0])).status(job).status is BackendState.FAILED
 
     with pytest.raises(FlowError) as caught:
         SlurmBackend(FlowSettings(), runner=Replay((squeue("45"), 1, "", UNREACHABLE))).status(job)
-    assert caught.value.status == 503
+    assert (caught.value.status, caught.value.reason) == (503, "scheduler_unavailable")
 
 
 def test_the_queue_eta_comes_from_squeue_start(tmp_path: Path) -> None:
@@ -354,16 +391,258 @@ def test_the_queue_eta_comes_from_squeue_start(tmp_path: Path) -> None:
     assert eta.isoformat(timespec="seconds").startswith("2026-11-25T15:58:21")
 
 
-def test_task_ids_from_untrusted_files_are_filtered_before_scancel(tmp_path: Path) -> None:
+# --- offline: one status query for many runs ------------------------------------------------------------------------
+def test_many_runs_cost_one_squeue_and_only_the_unexplained_end_asks_scontrol(tmp_path: Path) -> None:
+    dirs = {job_id: tmp_path / job_id for job_id in ["45", "46", "47", "48", "49"]}
+    for run_dir in dirs.values():
+        run_dir.mkdir()
+    (dirs["47"] / EXIT_CODE_FILE).write_text("0\n")  # ended, and its head script said how
+    jobs = [slurm_job(run_dir, job_id) for job_id, run_dir in dirs.items()]
+    replay = Replay(
+        (squeue("45,46,47,48,49"), 0, "46|PENDING|Priority|2026-11-25T15:58:21|\n45|RUNNING|None|N/A|vm\n", ""),
+        (scontrol("48"), 0, SCONTROL_FAILED.replace("JobId=45", "JobId=48"), ""),  # killed before it could write
+        (scontrol("49"), 1, "", INVALID),  # forgotten by Slurm too (MinJobAge)
+    )
+
+    infos = SlurmBackend(FlowSettings(), runner=replay).statuses(jobs)
+
+    assert {job_id: info.status for job_id, info in infos.items()} == {
+        "45": BackendState.RUNNING, "46": BackendState.PENDING, "47": BackendState.COMPLETED,
+        "48": BackendState.FAILED, "49": BackendState.UNKNOWN}
+    assert infos["46"].queue_eta is not None and infos["48"].exit_code == 3
+    assert replay.exchanges == []
+
+
+class Listing:
+    """A scheduler that lists every job asked about as running, counting its commands (for large batches)."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def __call__(self, argv, *, timeout, env, check, input=None) -> proc.Result:
+        self.commands.append(list(argv))
+        ids = argv[argv.index("-j") + 1].split(",")
+        return proc.Result(list(argv), 0, "".join(f"{i}|RUNNING|None|N/A|vm\n" for i in ids), "")
+
+
+def test_a_thousand_active_runs_are_two_squeue_commands_per_round(tmp_path: Path) -> None:
+    jobs = [slurm_job(tmp_path, str(1000 + n)) for n in range(1000)]
+    listing = Listing()
+
+    infos = SlurmBackend(FlowSettings(), runner=listing).statuses(jobs)
+
+    assert len(infos) == 1000 and {info.status for info in infos.values()} == {BackendState.RUNNING}
+    assert [argv[:3] for argv in listing.commands] == [["squeue", "-h", "-j"]] * 2
+    assert [len(argv[3].split(",")) for argv in listing.commands] == [SQUEUE_MAX_IDS, SQUEUE_MAX_IDS]
+
+
+def test_an_unreachable_controller_makes_the_whole_round_a_503(tmp_path: Path) -> None:
+    jobs = [slurm_job(tmp_path, "45"), slurm_job(tmp_path, "46")]
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=Replay((squeue("45,46"), 1, "", UNREACHABLE))).statuses(jobs)
+    assert (caught.value.status, caught.value.reason) == (503, "scheduler_unavailable")
+
+
+def test_statuses_refuse_a_job_id_that_is_not_one_before_asking_slurm(tmp_path: Path) -> None:
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=Replay()).statuses([slurm_job(tmp_path, "45,-u,root")])
+    assert (caught.value.status, caught.value.field) == (400, "/job_id")
+
+
+# --- offline: idempotent submission ---------------------------------------------------------------------------------
+def test_a_head_job_already_queued_for_the_run_is_adopted_instead_of_submitted_again(tmp_path: Path) -> None:
+    elsewhere = tmp_path.parent / "another-run"
+    replay = Replay((named("e12"), 0, f"61|PENDING|{tmp_path}\n62|PENDING|{elsewhere}\n", ""))
+
+    job = SlurmBackend(FlowSettings(), runner=replay).submit(Launch("e12", tmp_path, ["nextflow", "run"], {}))
+
+    assert job.job_id == "61"  # 62 works elsewhere: not this run's, so neither adopted nor cancelled
+    assert replay.exchanges == []  # no sbatch
+    assert json.loads((tmp_path / HEAD_FILE).read_text())["job_id"] == "61"
+
+
+def test_of_several_queued_head_jobs_the_oldest_is_kept_and_the_others_cancelled(tmp_path: Path) -> None:
+    replay = Replay(
+        (named("e13"), 0, f"73|PENDING|{tmp_path}\n71|PENDING|{tmp_path}\n72|PENDING|{tmp_path}\n", ""),
+        (["scancel", "72", "73"], 0, "", ""),
+    )
+    job = SlurmBackend(FlowSettings(), runner=replay).submit(Launch("e13", tmp_path, ["nextflow"], {}))
+    assert job.job_id == "71" and replay.exchanges == []
+
+
+def test_a_running_head_job_is_kept_over_older_pending_ones_and_the_lock_holder_over_other_running_ones(
+        tmp_path: Path) -> None:
+    listed = f"81|PENDING|{tmp_path}\n82|RUNNING|{tmp_path}\n83|RUNNING|{tmp_path}\n"
+    replay = Replay((named("e14"), 0, listed, ""), (["scancel", "81", "83"], 0, "", ""))
+    assert SlurmBackend(FlowSettings(), runner=replay).find("e14", tmp_path).job_id == "82"
+
+    (tmp_path / HEAD_LOCK_FILE).write_text("12\n83\n")  # 83 got the run directory's lock: it runs Nextflow
+    replay = Replay((named("e14"), 0, listed, ""), (["scancel", "81", "82"], 0, "", ""))
+    found = SlurmBackend(FlowSettings(), runner=replay).find("e14", tmp_path)
+    assert found.job_id == "83" and replay.exchanges == []
+    assert json.loads((tmp_path / HEAD_FILE).read_text())["job_id"] == "83"  # found again once Slurm forgets it
+
+
+def timing_out(after: tuple[list[str], int, str, str] | None = None):
+    """A scheduler whose sbatch hangs past the command's time limit; other commands replay ``after``."""
+    replay = Replay(*([after] if after else []))
+
+    def runner(argv, *, timeout, env, check, input=None) -> proc.Result:
+        if argv[0] == "sbatch":
+            raise proc.CommandError(argv, None, "", "", f"timed out after {timeout:g} s")
+        return replay(argv, timeout=timeout, env=env, check=check, input=input)
+
+    return runner
+
+
+def test_an_sbatch_that_times_out_is_an_uncertain_503_and_the_next_attempt_adopts(tmp_path: Path) -> None:
+    launch = Launch("e15", tmp_path, ["nextflow"], {})
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=timing_out(none_named("e15"))).submit(launch)
+    assert (caught.value.status, caught.value.reason) == (503, "scheduler_unavailable")
+    assert "uncertain" in caught.value.message and "flow-e15" in caught.value.message
+
+    # The controller woke up and queued the job after all: the retry adopts it, it does not submit a second one.
+    retry = Replay((named("e15"), 0, f"91|RUNNING|{tmp_path}\n", ""))
+    assert SlurmBackend(FlowSettings(), runner=retry).submit(launch).job_id == "91"
+
+
+def test_after_an_uncertain_sbatch_a_first_no_such_job_is_not_trusted_at_once(tmp_path: Path, monkeypatch) -> None:
+    """A controller that wakes up may answer a queued squeue before it processed the sbatch queued while it hung: an
+    empty answer right after the timeout is a 503 to retry, and only an empty answer a command timeout later lets a
+    second submission go."""
+    launch = Launch("e18", tmp_path, ["nextflow"], {})
+    clock = [1000.0]
+    monkeypatch.setattr(slurm_module.time, "monotonic", lambda: clock[0])
+    exchanges = Replay(none_named("e18"), none_named("e18"), none_named("e18"),
+                       (["sbatch", "--parsable"], 0, "93\n", ""))
+    backend = SlurmBackend(FlowSettings(), runner=exchanges, command_timeout=30)
+    backend._uncertain_since["flow-e18"] = None  # the last sbatch for it timed out
+    for _ in range(2):
+        with pytest.raises(FlowError) as caught:
+            backend.submit(launch)
+        assert caught.value.status == 503 and "uncertain" in caught.value.message
+        clock[0] += 10
+    clock[0] += 30
+    assert backend.submit(launch).job_id == "93"
+
+
+def test_a_recorded_head_job_that_lost_the_lock_hands_the_run_to_the_one_that_holds_it(tmp_path: Path) -> None:
+    (tmp_path / HEAD_LOCK_FILE).write_text("428\n")
+    backend = SlurmBackend(FlowSettings())
+    recorded = slurm_job(tmp_path, "427")
+    locked_out = JobInfo(BackendState.FAILED, exit_code=HEAD_LOCKED_EXIT_CODE)
+
+    successor = backend.successor(recorded, locked_out)
+    assert successor is not None and successor.job_id == "428"
+    assert read_head_file(tmp_path, "e1").job_id == "428"  # found again here after a restart
+    assert backend.successor(recorded, JobInfo(BackendState.FAILED, exit_code=1)) is None
+    assert backend.successor(slurm_job(tmp_path, "428"), locked_out) is None
+
+
+def test_sbatchs_own_socket_timeout_is_uncertain_too_but_a_refused_connection_is_not(tmp_path: Path) -> None:
+    launch = Launch("e16", tmp_path, ["nextflow"], {})
+    timed_out = Replay(none_named("e16"), (["sbatch", "--parsable"], 1, "", "sbatch: error: Batch job submission "
+                                           "failed: Socket timed out on send/recv operation\n"))
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=timed_out).submit(launch)
+    assert caught.value.status == 503 and "uncertain" in caught.value.message
+
+    refused = Replay(none_named("e16"), (["sbatch", "--parsable"], 1, "", "sbatch: error: Batch job submission "
+                                         "failed: Unable to contact slurm controller (connect failure)\n"))
+    with pytest.raises(FlowError) as caught:
+        SlurmBackend(FlowSettings(), runner=refused).submit(launch)
+    assert caught.value.status == 503 and "not reachable" in caught.value.message
+
+
+def test_the_head_script_stops_a_duplicate_before_it_touches_the_run(tmp_path: Path) -> None:
+    script = SlurmBackend(FlowSettings()).job_script(Launch("e17", tmp_path, ["nextflow", "run"], {"X": "1"}))
+    body = script[script.index("if command -v flock"):]
+    guard, rest = body.split("\nfi\n", 1)
+
+    assert f"exec 9>>{tmp_path}/{HEAD_LOCK_FILE}" in guard and "flock -n 9" in guard
+    assert f"exit {HEAD_LOCKED_EXIT_CODE}" in guard and EXIT_CODE_FILE not in guard
+    assert "\"${SLURM_JOB_ID:-}\" >&9" in guard  # the holder names itself through the locked descriptor
+    assert rest.startswith("export X=1") and "nextflow run" in rest
+
+
+# --- offline: cancel asks only about the run's own jobs -------------------------------------------------------------
+def test_cancel_scancels_the_head_and_only_the_given_task_jobs_working_in_the_run(tmp_path: Path) -> None:
+    job = slurm_job(tmp_path, "50")
     replay = Replay(
         (["squeue", "-h", "-j", "51,52,53", "-o", "%i|%Z"], 0,
          f"51|{tmp_path}/work/ab/cdef\n52|/home/someone-else\n53|{tmp_path}/work/12/3456\n", ""),
-        (["scancel", "51", "53"], 0, "", ""),
+        (["scancel", "50", "51", "53"], 0, "", ""),
     )
-    cancelled = SlurmBackend(FlowSettings(), runner=replay).cancel_tasks(
-        ["51", "52", "53", "1;reboot", "-1", "--uid=0"], run_dir=tmp_path)
-    assert cancelled == ["51", "53"]
 
+    SlurmBackend(FlowSettings(), runner=replay).cancel(job, ["51", "52", "53", "1;reboot", "-1", "--uid=0", "50"])
+
+    assert replay.exchanges == []
+    assert (tmp_path / "cancel_requested").exists()
+
+
+def test_cancel_without_task_ids_lists_nothing(tmp_path: Path) -> None:
+    replay = Replay((["scancel", "50"], 0, "", ""))
+    SlurmBackend(FlowSettings(), runner=replay).cancel(slurm_job(tmp_path, "50"))
+    assert replay.exchanges == []
+
+
+# --- offline: the scheduler's commands, job-id pattern and states are traits ------------------------------------------
+def test_the_commands_job_id_pattern_and_state_map_come_from_the_settings(tmp_path: Path) -> None:
+    settings = FlowSettings(
+        slurm_submit_command=["ssh", "head", "sbatch"], slurm_status_command=["ssh", "head", "squeue"],
+        slurm_cancel_command=["ssh", "head", "scancel"], slurm_show_command=["ssh", "head", "scontrol"],
+        slurm_info_command=["ssh", "head", "sinfo"], slurm_job_id_pattern=r"^Submitted batch job (?P<job_id>\d+)$",
+        slurm_state_map={"PREEMPTED": "pending", "BURST_BUFFER": "running"}, slurm_command_timeout=7.0)
+    replay = Replay(
+        (["ssh", "head", "sinfo", "-h", "-o", "%R"], 0, "debug\n", ""),
+        (["ssh", "head", "squeue", "-h", "--name", "flow-e18", "-o", "%i|%T|%Z"], 0, "", ""),
+        (["ssh", "head", "sbatch", "--parsable"], 0, "Submitted batch job 47\n", ""),
+        (["ssh", "head", "squeue", "-h", "-j", "47,48", "-o", "%i|%T|%r|%S|%N"], 0,
+         "47|PREEMPTED|None|N/A|\n48|BURST_BUFFER|None|N/A|vm\n", ""),
+        (["ssh", "head", "squeue", "-h", "-j", "60", "-o", "%i|%Z"], 0, f"60|{tmp_path}/work/aa/bb\n", ""),
+        (["ssh", "head", "scancel", "47", "60"], 0, "", ""),
+    )
+    timeouts: list[float] = []
+
+    def runner(argv, *, timeout, env, check, input=None) -> proc.Result:
+        timeouts.append(timeout)
+        return replay(argv, timeout=timeout, env=env, check=check, input=input)
+
+    backend = SlurmBackend(settings, runner=runner)
+    backend.check_launch(None)
+    job = backend.submit(Launch("e18", tmp_path, ["nextflow"], {}))
+    infos = backend.statuses([job, slurm_job(tmp_path, "48")])
+    backend.cancel(job, ["60"])
+
+    assert job.job_id == "47"
+    assert (infos["47"].status, infos["48"].status) == (BackendState.PENDING, BackendState.RUNNING)
+    assert replay.exchanges == [] and set(timeouts) == {7.0}
+
+
+@pytest.mark.parametrize("settings", [
+    {"slurm_job_id_pattern": r"^(\d+)$"},  # no job_id group
+    {"slurm_job_id_pattern": "(?P<job_id>"},
+    {"slurm_state_map": {"PREEMPTED": "paused"}},
+    {"slurm_state_map": {"preempted; rm": "failed"}},
+    {"slurm_status_command": []},
+    {"slurm_submit_command": ["sbatch", ""]},
+    {"slurm_command_timeout": 0.0},
+])
+def test_bad_scheduler_settings_are_refused_when_set(settings: dict) -> None:
+    with pytest.raises(TraitError):
+        FlowSettings(**settings)
+
+
+def test_the_state_map_vocabulary_is_the_backend_states() -> None:
+    assert set(BACKEND_STATE_NAMES) == {state.value for state in BackendState}
+
+
+def test_an_sbatch_answer_the_pattern_matches_but_that_is_no_job_id_fails_loudly(tmp_path: Path) -> None:
+    settings = FlowSettings(slurm_job_id_pattern=r"^(?P<job_id>\S+)$")
+    replay = Replay(none_named("e19"), (["sbatch", "--parsable"], 0, "--uid=0\n", ""))
+    with pytest.raises(RuntimeError, match="could not parse a job id"):
+        SlurmBackend(settings, runner=replay).submit(Launch("e19", tmp_path, ["nextflow"], {}))
 
 # --- real local runs -------------------------------------------------------------------------------------------------
 @pytest.mark.nextflow
@@ -485,10 +764,11 @@ def test_cancelling_a_slurm_run_cancels_the_head_job_and_its_task_jobs(tmp_path:
     launch = sleepy_launch(tmp_path, config=SLURM_TASKS_CONFIG)
     backend = SlurmBackend(FlowSettings())
     job = backend.submit(launch)
-    tasks = wait_for(lambda: backend.task_jobs(job), until=lambda ids: len(ids) == 2,
-                     what="both task jobs to be listed", timeout=RUN_TIMEOUT, interval=0.5)
+    # The manager passes the native ids of the run's unfinished tasks; here they come from Nextflow's own log.
+    tasks = wait_for(lambda: submitted_task_ids(launch.run_dir), until=lambda ids: len(ids) == 2,
+                     what="both task jobs to be submitted", timeout=RUN_TIMEOUT, interval=0.5)
 
-    backend.cancel(job)
+    backend.cancel(job, tasks)
 
     seen, final = follow(backend, job)
     assert final.status is BackendState.CANCELLED, (final, run_log(launch.run_dir))
@@ -500,7 +780,7 @@ def test_cancelling_a_slurm_run_cancels_the_head_job_and_its_task_jobs(tmp_path:
     wait_for(lambda: all(task_state(t) is not BackendState.RUNNING and task_state(t) is not BackendState.PENDING
                          for t in tasks), what="the task jobs to end", timeout=RUN_TIMEOUT, interval=0.5)
     assert {task_state(t) for t in tasks} <= {BackendState.CANCELLED, BackendState.UNKNOWN}
-    assert backend.task_jobs(job) == []
+    assert backend.working_in(tasks, launch.run_dir) == []
 
 
 @pytest.mark.slurm

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from conftest import TEST_USER_HEADER
 from waiting import wait_for_async
 from flow_jupyter.data.safeopen import signed64
-from flow_jupyter.data.zipjobs import build_zip_job, create_zip_job, expire_zips
+from flow_jupyter.data.zipjobs import ZIP_TASK, create_zip_job, expire_zips
 from flow_jupyter.data.files import register_file
 from flow_jupyter.db.models import DataFile, Group, Membership, Project, Sample, Share, Visibility
 from flow_jupyter.identity import Identity
@@ -512,14 +512,17 @@ async def test_a_job_checks_rights_again_when_it_is_built(api, host) -> None:
     file_id = store(host, "alice", project, "shared.fq", FASTQ)
     lab = join_group(host, "bob", "lab")
     share_project_with_group(host, "alice", project, lab)
-    job_id = host.run_as(Identity("bob"), create_zip_job, host.storage, [file_id])  # queued while shared
-    with host.db.session() as session:
-        session.query(Share).delete()  # ... and the share is revoked before the job runs
 
-    await asyncio.to_thread(build_zip_job, host, job_id)
+    def queue_then_revoke(session, actor):
+        job_id = create_zip_job(session, actor, host.storage, [file_id])  # queued while shared ...
+        session.query(Share).delete()  # ... and the share is revoked before any host could build it
+        return job_id
+
+    job_id = host.run_as(Identity("bob"), queue_then_revoke)
+    await host.periodic.run_now(ZIP_TASK)
 
     bob = api.as_user("bob")
-    job = (await bob.get(f"jobs/{job_id}")).json
+    job = await wait_for_job(bob, job_id)
     content = await bob.get(f"jobs/{job_id}/content")
     assert (job["status"], job["error"]) == ("failed", "No such data file. (/files/0)")
     assert content.code == 409 and content.error["reason"] == "job_failed"

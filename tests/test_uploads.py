@@ -9,6 +9,7 @@ import asyncio
 import base64
 import errno
 import hashlib
+import json
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -144,6 +145,72 @@ async def test_options_advertises_the_tus_protocol(alice) -> None:
     assert reply.headers["Tus-Extension"] == "creation,creation-with-upload,checksum,termination,expiration"
     assert int(reply.headers["Tus-Max-Size"]) == 1 << 40
     assert reply.headers["Tus-Checksum-Algorithm"] == "sha1,sha256,md5"
+
+
+async def raw(jp_http_port, jp_base_url, method: str, path: str, *, body=None, headers: dict | None = None):
+    """A request with no credentials at all (no token, no cookie): what a browser's CORS preflight sends."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    return await AsyncHTTPClient().fetch(f"http://127.0.0.1:{jp_http_port}{jp_base_url}flow/api/{path}",
+                                         method=method, body=body, headers=headers or {}, raise_error=False,
+                                         allow_nonstandard_methods=True)
+
+
+TUS_CAPABILITIES = {"Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm"}
+
+
+async def test_options_answers_a_preflight_without_credentials_and_reveals_no_upload(host, project, alice,
+                                                                                    jp_http_port,
+                                                                                    jp_base_url) -> None:
+    upload_id = upload_id_of(await create(alice, 10, filename="secret-name.txt", project=project))
+    assert (await patch(alice, upload_id, 0, b"abcd")).code == 204
+    preflight = {"Origin": "http://127.0.0.1", "Access-Control-Request-Method": "PATCH",
+                 "Access-Control-Request-Headers": "tus-resumable,upload-offset,content-type"}
+
+    answers = {path: await raw(jp_http_port, jp_base_url, "OPTIONS", path, headers=preflight)
+               for path in ("uploads", "uploads/", f"uploads/{upload_id}", "uploads/00000000-0000-4000-8000-0")}
+
+    for path, reply in answers.items():
+        assert reply.code == 204, path
+        assert TUS_CAPABILITIES <= set(reply.headers), path
+        assert reply.headers["Tus-Version"] == "1.0.0" and int(reply.headers["Tus-Max-Size"]) == 1 << 40
+        assert reply.body == b"", path
+        assert not {"Upload-Offset", "Upload-Length", "Upload-Metadata", "Location", "Flow-DataFile-Id",
+                    "Set-Cookie"} & set(reply.headers), path
+        assert "upload-offset" in reply.headers["Access-Control-Allow-Headers"].lower()
+    # An existing upload and a made-up id answer the same: nothing tells them apart.
+    mine, made_up = answers[f"uploads/{upload_id}"], answers["uploads/00000000-0000-4000-8000-0"]
+    assert {k: mine.headers[k] for k in TUS_CAPABILITIES} == {k: made_up.headers[k] for k in TUS_CAPABILITIES}
+    # No loophole: every other verb without credentials is still refused, and nothing changed.
+    assert (await raw(jp_http_port, jp_base_url, "HEAD", f"uploads/{upload_id}", headers=dict(TUS))).code == 403
+    refused = await raw(jp_http_port, jp_base_url, "PATCH", f"uploads/{upload_id}", body=b"efgh",
+                        headers={**CHUNK, "Upload-Offset": "4"})
+    assert refused.code == 403
+    assert (await head(alice, upload_id)).headers["Upload-Offset"] == "4"
+
+
+async def test_the_collection_answers_with_a_trailing_slash_too(host, project, alice, jp_http_port, jp_base_url,
+                                                                jp_serverapp, tmp_path) -> None:
+    from tusclient import client
+
+    token = {"Authorization": f"token {jp_serverapp.identity_provider.token}", TEST_USER_HEADER: "alice"}
+    created = await raw(jp_http_port, jp_base_url, "POST", "uploads/", body=b"", headers={
+        **TUS, **token, "Upload-Length": "6", "Upload-Metadata": metadata(filename="slash.txt", project=project)})
+    assert created.code == 201 and created.effective_url.endswith("/flow/api/uploads/")
+    upload_id = created.headers["Location"].rsplit("/", 1)[1]
+    assert (await head(alice, upload_id)).headers["Upload-Offset"] == "0"
+    done = await patch(alice, upload_id, 0, b"slash!")
+    assert done.code == 204 and datafile(host, int(done.headers["Flow-DataFile-Id"])).size == 6
+
+    # A stock client configured tusd-style, with the endpoint's trailing slash.
+    source = tmp_path / "reads.fq"
+    source.write_bytes(os.urandom(300_000))
+    tus = client.TusClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}flow/api/uploads/", headers=token)
+    uploader = tus.uploader(str(source), chunk_size=100_000, metadata={"filename": source.name,
+                                                                       "project": str(project)})
+    await asyncio.to_thread(uploader.upload)
+    stored = datafile(host, upload_row(host, uploader.url.rsplit("/", 1)[1]).datafile_id)
+    assert stored.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 async def test_tuspy_uploads_a_multi_chunk_file_with_token_and_user_headers(host, project, jp_fetch, jp_http_port,
@@ -315,21 +382,25 @@ async def test_a_body_longer_than_the_upload_is_413_and_nothing_is_kept(host, pr
     assert host.storage.partial_path(upload_id).read_bytes() == b"abcd"
 
 
-async def test_a_chunked_body_longer_than_the_upload_is_413_and_nothing_is_kept(host, project, alice,
-                                                                                jp_fetch) -> None:
-    upload_id = upload_id_of(await create(alice, 10, filename="a.txt", project=project))
+@pytest.mark.parametrize("pieces", [[b"0123", b"4567", b"89AB"],  # two bytes too many
+                                    [b"x" * 256 * 1024] * 3])  # far more than the upload has room for
+async def test_a_chunked_body_longer_than_the_upload_is_413_and_nothing_is_kept(host, project, alice, jp_fetch,
+                                                                                pieces) -> None:
+    upload_id = upload_id_of(await create(alice, 14, filename="a.txt", project=project))
+    assert (await patch(alice, upload_id, 0, b"abcd")).code == 204
 
     async def produce(write) -> None:  # no Content-Length: the server only learns the size while reading
-        for piece in (b"0123", b"4567", b"89AB"):
+        for piece in pieces:
             await write(piece)
 
     response = await jp_fetch("flow", "api", "uploads", upload_id, method="PATCH", body_producer=produce,
-                              headers={**CHUNK, "Upload-Offset": "0", TEST_USER_HEADER: "alice"},
+                              headers={**CHUNK, "Upload-Offset": "4", TEST_USER_HEADER: "alice"},
                               raise_error=False)
 
-    assert response.code == 413
-    assert (await head(alice, upload_id)).headers["Upload-Offset"] == "0"
-    assert partial_size(host, upload_id) == 0
+    assert response.code == 413 and response.headers["Tus-Resumable"] == "1.0.0"
+    assert json.loads(response.body)["error"]["reason"] == "too_large"
+    assert (await head(alice, upload_id)).headers["Upload-Offset"] == "4"
+    assert host.storage.partial_path(upload_id).read_bytes() == b"abcd"
 
 
 async def test_an_upload_beyond_the_quota_is_413(host, project, alice) -> None:
@@ -377,6 +448,7 @@ async def test_a_full_disk_while_writing_is_507_and_the_partial_chunk_is_discard
                                                                                    monkeypatch) -> None:
     upload_id = upload_id_of(await create(alice, 300_000, filename="a.bin", project=project))
     assert (await patch(alice, upload_id, 0, b"x" * 1000)).code == 204
+    host.settings.upload_buffer_bytes = 64 * 1024  # the chunk below is written in several pieces
     real_write = svc._write_at
     writes = []
 

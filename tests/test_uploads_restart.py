@@ -128,3 +128,62 @@ def test_an_upload_resumes_after_the_server_is_killed(tmp_path: Path, setup, sou
     assert root.resolve() in stored_path.parents
     assert hashlib.sha256(stored_path.read_bytes()).hexdigest() == expected  # the bytes on disk, not a download
     assert not partial.exists()
+
+
+def _create(server: Server, project_id: int, data: bytes, name: str) -> str:
+    metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in {
+        "filename": name, "project": str(project_id), "sha256": hashlib.sha256(data).hexdigest()}.items())
+    created = requests.post(f"{server.base}/flow/api/uploads", timeout=30, headers=server.headers(**{
+        "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)), "Upload-Metadata": metadata}))
+    assert created.status_code == 201, created.text
+    return created.headers["Location"]
+
+
+def test_after_a_crash_the_file_length_decides_bounded_by_what_was_acknowledged(tmp_path: Path, setup) -> None:
+    """The offset lives beside the bytes (an fsynced ack record), not in the database: a crash may leave bytes
+    past it (never acknowledged: a body cut short, or what a power cut leaves of unsynced writes) or — on a file
+    system that lost data — fewer bytes than it says. Either way HEAD tells the truth and the resumed upload still
+    matches the sha256 declared at creation."""
+    root, url, project_id = setup
+    chunk = 2 * MiB
+    data = {"tail": os.urandom(8 * MiB + 77), "lost": os.urandom(8 * MiB + 99)}
+    acknowledged = 3 * chunk
+
+    first = Server(tmp_path, root, url)
+    with running(first):
+        locations = {key: _create(first, project_id, content, f"{key}.bin") for key, content in data.items()}
+        for key, location in locations.items():
+            for offset in range(0, acknowledged, chunk):
+                reply = _patch(first, location, offset, data[key][offset:offset + chunk])
+                assert reply.status_code == 204 and int(reply.headers["Upload-Offset"]) == offset + chunk
+        first.kill_9()
+
+    engine = create_engine(url)
+    with engine.connect() as conn:  # chunks wrote no row: the database still has the creation's offset
+        assert conn.execute(select(Upload.offset)).scalars().all() == [0, 0]
+    engine.dispose()
+    partials = {key: root / "uploads" / ".partial" / location.rsplit("/", 1)[1]
+                for key, location in locations.items()}
+    with open(partials["tail"], "ab") as tail:
+        tail.write(b"\0" * MiB + os.urandom(12345))  # on disk, never acknowledged
+    os.truncate(partials["lost"], acknowledged - 1000)  # acknowledged, then lost by the file system
+
+    second = Server(tmp_path, root, url)
+    with running(second):
+        offsets = {key: int(_head(second, location).headers["Upload-Offset"])
+                   for key, location in locations.items()}
+        assert offsets == {"tail": acknowledged, "lost": acknowledged - 1000}
+
+        for key, location in locations.items():
+            offset = offsets[key]
+            while offset < len(data[key]):
+                reply = _patch(second, location, offset, data[key][offset:offset + chunk])
+                assert reply.status_code == 204, reply.text
+                offset = int(reply.headers["Upload-Offset"])
+            assert "Flow-DataFile-Id" in reply.headers  # the declared sha256 matched: completed, not 460
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(DataFile.filename, DataFile.sha256)).all())
+    engine.dispose()
+    assert stored == {f"{key}.bin": hashlib.sha256(content).hexdigest() for key, content in data.items()}

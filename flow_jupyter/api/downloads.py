@@ -154,7 +154,7 @@ class BulkDownloadHandler(DownloadHandler):
         ids = [int(i) for i in body["files"]]
         if body.get("deferred"):
             job_id = await self.call(zipjobs.create_zip_job, self.flow.storage, ids)
-            zipjobs.start_zip_job(self.flow, job_id)
+            zipjobs.wake_zip_jobs(self.flow)
             self.set_header("Location", self.request.path.rsplit("/", 1)[0] + f"/jobs/{job_id}")
             self.write_json({"job": job_id, "status": "pending"}, 202)
             return

@@ -27,8 +27,9 @@ from .routes import API_ROOT, implemented_verbs, is_integer_group, path_template
 OPENAPI_VERSION = "3.1.0"
 DESCRIPTION = f"""Flow's REST API, mounted at {API_ROOT}/ (behind JupyterHub: /services/flow{API_ROOT}/).
 
-Every endpoint needs authentication: the Jupyter server's (or the hub's) API token as `Authorization: token …`, or
-the login cookie with its XSRF token. An object you may not see answers 404 exactly like one that does not exist.
+Every endpoint needs authentication (except `OPTIONS` on uploads, the tus capability headers a CORS preflight asks
+for): the Jupyter server's (or the hub's) API token as `Authorization: token …`, or the login cookie with its XSRF
+token. An object you may not see answers 404 exactly like one that does not exist.
 Any path below {API_ROOT}/ that is not listed here answers a JSON 404 (`not_found`), and a listed path asked with a
 verb it does not have a JSON 405 (`method_not_allowed`, with `Allow`). Every error, whatever its status, has the
 `Error` shape. Lists are pages of `{{"items", "next"}}`: pass `next` as `?after=` for the following page."""
@@ -166,7 +167,7 @@ def build_document(handlers: list[tuple]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in handlers:
         pattern, handler = route[0], route[1]
-        if pattern == CATCH_ALL:
+        if pattern == CATCH_ALL or getattr(handler, "openapi_alias_of", None) is not None:
             continue
         template, groups = path_template(pattern, handler)
         path_params = [{"name": name, "in": "path", "required": True,

@@ -1,6 +1,8 @@
 """/flow/api/pipelines: the registry, forms built from each version's schema, and validation without launching."""
 from __future__ import annotations
 
+import asyncio
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -22,7 +24,8 @@ class PipelinesHandler(FlowHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body(schemas.PIPELINE_CREATE)
-        self.write_json(await self.call(registry.add_pipeline, self.flow.storage, self.flow.settings, body), 201)
+        # Not `call`: registering runs git (and maybe a JVM) with no transaction open, in sessions of its own.
+        self.write_json(await asyncio.to_thread(registry.register_pipeline, self.flow, self.identity, body), 201)
 
 
 class PipelineHandler(FlowHandler):
@@ -55,7 +58,7 @@ class VersionsHandler(FlowHandler):
     @authorized
     async def post(self, pipeline: str) -> None:
         body = self.json_body(schemas.VERSION_CREATE)
-        self.write_json(await self.call(registry.add_version, self.flow.storage, self.flow.settings, pipeline, body),
+        self.write_json(await asyncio.to_thread(registry.register_version, self.flow, self.identity, pipeline, body),
                         201)
 
 

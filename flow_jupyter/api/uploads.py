@@ -1,9 +1,13 @@
 """Resumable uploads over tus 1.0.0 at /flow/api/uploads (core + creation, creation-with-upload, checksum,
 termination, expiration), so stock tus clients (tuspy, tus-js-client/Uppy) work unchanged. See docs/uploads.md.
 
-Bodies stream straight to the partial file (`@stream_request_body`): nothing is buffered whole. Who may write is
-decided in `prepare()`, before tornado reads a byte of the body; the rules live in flow_jupyter/data/tus.py (the
-protocol) and flow_jupyter/data/uploads.py (storage).
+Bodies stream to the partial file (`@stream_request_body`): nothing is buffered whole. Who may write is decided in
+`prepare()`, before a byte of the body is read; the rules live in flow_jupyter/data/tus.py (the protocol) and
+flow_jupyter/data/uploads.py (storage). A body with a Content-Length is read by `prepare()` itself, straight from
+the connection into the writer's large buffers (`IOStream.read_into`), which the host's uploads pool writes and
+hashes while the next one fills; a chunked body goes through tornado's `data_received`. The collection also answers
+at ``/flow/api/uploads/``, and OPTIONS — a CORS preflight, which carries no credentials — answers without
+authentication, with the tus capability headers only.
 """
 from __future__ import annotations
 
@@ -11,14 +15,18 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, cast
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
+from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.http1connection import HTTP1Connection
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.ioloop import PeriodicCallback
 
 from ..data import tus
@@ -35,6 +43,20 @@ EXPOSED_HEADERS = ", ".join([
     "Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Tus-Resumable",
     "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Flow-DataFile-Id",
 ])
+#: Request headers a tus client sends: a CORS preflight must allow them next to Jupyter's own.
+TUS_REQUEST_HEADERS = ("tus-resumable, upload-length, upload-offset, upload-metadata, upload-checksum, "
+                       "upload-defer-length, x-http-method-override")
+
+
+@dataclass
+class _Filling:
+    """The buffer a Content-Length body is being read into: received up to ``filled``, handed to the writer up to
+    ``handed``."""
+
+    view: memoryview
+    buffer: bytearray
+    handed: int = 0
+    filled: int = 0
 
 
 class TusHandler(FlowHandler):
@@ -42,8 +64,10 @@ class TusHandler(FlowHandler):
 
     #: A body that sends nothing for this long is cut off, so a dead client cannot hold an upload's lock forever.
     stall_seconds = 120.0
-    #: Largest piece tornado hands to `data_received` for a chunk body (tornado's default is 64 KiB).
+    #: Largest piece tornado hands to `data_received` for a chunked body (tornado's default is 64 KiB).
     read_piece_bytes = 1 << 20
+    #: A body that pauses this long mid-buffer has what arrived so far written (and kept, should it end there).
+    hand_over_seconds = 0.05
     method_overrides: frozenset[str] = frozenset()
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:
@@ -53,6 +77,7 @@ class TusHandler(FlowHandler):
         self._watchdog: PeriodicCallback | None = None
         self._last_data = 0.0
         self._stream_read_size: int | None = None
+        self._filling: _Filling | None = None  # see _receive
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -75,18 +100,19 @@ class TusHandler(FlowHandler):
                 raise bad_request(f"X-HTTP-Method-Override {override!r} is not supported here.",
                                   field="X-HTTP-Method-Override")
             self.request.method = override.upper()
-        await super().prepare()  # Jupyter authentication (token or cookie, XSRF)
+        await super().prepare()  # Jupyter authentication (token or cookie, XSRF), host and origin checks
+        if self.request.method == "OPTIONS":
+            return  # a CORS preflight carries no credentials; `_options` reveals the protocol and nothing else
         if not self.current_user:
             raise FlowError(403, "forbidden", "Authentication is required.")
         action = HTTP_METHOD_TO_AUTH_ACTION.get(self.request.method or "", "write")
         if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action,
                                                                 self.auth_resource)):
             raise FlowError(403, "forbidden", f"You may not {action} uploads.")
-        if self.request.method != "OPTIONS":
-            version = self.request.headers.get("Tus-Resumable")
-            if version != tus.TUS_VERSION:
-                raise FlowError(412, "unsupported_version", f"This server speaks tus {tus.TUS_VERSION}; send "
-                                f"'Tus-Resumable: {tus.TUS_VERSION}'.", "Tus-Resumable")
+        version = self.request.headers.get("Tus-Resumable")
+        if version != tus.TUS_VERSION:
+            raise FlowError(412, "unsupported_version", f"This server speaks tus {tus.TUS_VERSION}; send "
+                            f"'Tus-Resumable: {tus.TUS_VERSION}'.", "Tus-Resumable")
         await self.prepare_tus()
 
     async def prepare_tus(self) -> None:
@@ -107,23 +133,80 @@ class TusHandler(FlowHandler):
                             f"Chunks must be sent as 'Content-Type: {tus.OFFSET_CONTENT_TYPE}'.", "Content-Type")
 
     async def _open_stream(self, upload_id: str, offset: int, length: int | None) -> svc.ChunkWriter | svc.UploadView:
-        """Lock the upload and get a writer for the coming body (or the finished upload, for a repeated PATCH)."""
+        """Lock the upload and get a writer for the coming body (or the finished upload, for a repeated PATCH).
+        A Content-Length body is then read right here (`_receive`); a chunked one arrives in `data_received`."""
         checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
-        opened = await asyncio.to_thread(svc.open_chunk, self.flow, self.identity, upload_id, offset,
-                                         checksum=checksum, content_length=length)
+        settings = self.flow.settings
+        pool = self.flow.pool("uploads", settings.upload_workers)
+        buffers = svc.Buffers.of(settings)
+        kept = self.application.settings.setdefault(  # the application's, so they go when it goes
+            "flow_upload_buffers", svc.BufferPool(keep=buffers.count * max(1, settings.upload_workers)))
+        opened = await asyncio.to_thread(svc.open_chunk, self.flow, self.identity, upload_id, offset, pool=pool,
+                                         checksum=checksum, content_length=length, buffers=buffers,
+                                         buffer_pool=kept)
         if isinstance(opened, svc.ChunkWriter):
             self._writer = opened
             ACTIVE_UPLOADS.inc()
-            # Room for exactly what is left (a chunked body gets a little slack, so overflow earns a clean 413).
-            self._connection.set_max_body_size(length if length is not None else opened.view.remaining + 65536)
-            self._read_in_larger_pieces()
             self._last_data = self._now()
             self._watchdog = PeriodicCallback(self._check_stall, 5000)
             self._watchdog.start()
             stream = getattr(self.request.connection, "stream", None)
             if stream is None or stream.closed():  # the client left while we were getting ready
                 self.on_connection_close()
+            elif length is not None:
+                self._connection.set_max_body_size(length)
+                await self._receive(opened, stream, length)
+            else:
+                # Overflowing bytes are read and dropped, so the answer can be the documented 413 (tornado's own
+                # limit would cut the connection without any answer).
+                self._connection.set_max_body_size(settings.max_upload_bytes)
+                self._read_in_larger_pieces()
         return opened
+
+    async def _receive(self, writer: svc.ChunkWriter, stream: IOStream, length: int) -> None:
+        """Read a ``length``-byte body straight from the connection into the writer's buffers (one copy, no
+        per-piece bytes objects) and hand each to it when full — or, when the client pauses, what has arrived so
+        far, so a slow client's bytes are on disk as they come. Then tell tornado the body is consumed.
+
+        tornado reads a body only after `prepare()`, from the request's Content-Length, and sends "100 Continue"
+        only then: both are settled here instead. ``_filling`` is what `on_connection_close` keeps if the client
+        leaves mid-body."""
+        headers = self.request.headers
+        if headers.get("Expect", "").lower() == "100-continue":
+            stream.write(b"HTTP/1.1 100 (Continue)\r\n\r\n")
+            del headers["Expect"]
+        left = length
+        loop = asyncio.get_running_loop()
+        try:
+            while left > 0 and self._writer is writer:
+                buffer = writer.buffer()
+                while isinstance(buffer, Future):
+                    await asyncio.wrap_future(buffer)
+                    buffer = writer.buffer()
+                size = min(len(buffer), left)
+                filling = self._filling = _Filling(memoryview(buffer)[:size], buffer)
+                while filling.filled < size:
+                    # tornado's read futures are asyncio futures (typed as awaitables): done() = no waiting
+                    reading = cast("asyncio.Future[int]", stream.read_into(
+                        cast(bytearray, filling.view[filling.filled:]), partial=True))
+                    if reading.done():
+                        filling.filled += reading.result()
+                        continue
+                    # A client slower than us: what came so far is written if the wait goes on (not at once,
+                    # which would cut a fast body into many small pieces).
+                    timer = loop.call_later(self.hand_over_seconds, self._hand_over)
+                    try:
+                        filling.filled += await reading
+                    finally:
+                        timer.cancel()
+                    self._last_data = self._now()
+                self._filling = None
+                writer.write(filling.view[filling.handed:], buffer)
+                left -= size
+        except StreamClosedError:
+            self.on_connection_close()
+            raise web.Finish() from None
+        headers["Content-Length"] = "0"  # consumed here: tornado must not read the body again
 
     @property
     def _connection(self) -> HTTP1Connection:
@@ -158,14 +241,21 @@ class TusHandler(FlowHandler):
     # --- the body ----------------------------------------------------------------------------------------------
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        """Each piece tornado reads (≤ `read_piece_bytes`) goes straight to the partial file; see ChunkWriter.write.
-        When its hashing lags behind, tornado waits for the returned future before it reads more of the body."""
+        """A chunked body's pieces (≤ `read_piece_bytes`) as tornado reads them; see ChunkWriter.write. When
+        writing and hashing lag behind, tornado waits for the returned future before it reads more of the body."""
         if self._writer is not None and not self._finished:
             room = self._writer.write(chunk)
             self._last_data = self._now()
             if room is not None:
                 return asyncio.wrap_future(room)
         return None
+
+    def _hand_over(self) -> None:
+        """Hand the writer what the filling buffer received and it does not have yet (see `_receive`)."""
+        filling = self._filling
+        if filling is not None and self._writer is not None and filling.filled > filling.handed:
+            self._writer.write(filling.view[filling.handed:filling.filled])
+            filling.handed = filling.filled
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -200,6 +290,8 @@ class TusHandler(FlowHandler):
         """The client went away mid-body: keep the bytes that arrived (unless a chunk checksum was promised), so a
         resume starts from there rather than from the chunk's beginning."""
         super().on_connection_close()
+        self._hand_over()  # a buffer was filling (see _receive): keep what it got
+        self._filling = None
         writer = self._take_writer()
         if writer is not None:
             task = asyncio.ensure_future(asyncio.to_thread(_salvage, writer))
@@ -221,6 +313,13 @@ class TusHandler(FlowHandler):
             self.set_header("Flow-DataFile-Id", str(view.datafile_id))
 
     def _options(self) -> None:
+        """tus' capability discovery, which is also a CORS preflight: answered without credentials, it says what
+        the server speaks — and, like Jupyter's own preflight answer, which methods and headers a page may use —
+        and nothing else (no upload is looked up, whatever the URL names)."""
+        APIHandler.options(self)  # Jupyter's CORS answer: allowed methods and headers, origin if configured
+        if "Access-Control-Allow-Headers" not in self.settings.get("headers", {}):
+            self.set_header("Access-Control-Allow-Headers",
+                            f"accept, content-type, authorization, x-xsrftoken, {TUS_REQUEST_HEADERS}")
         self.set_header("Tus-Version", tus.TUS_VERSION)
         self.set_header("Tus-Extension", tus.TUS_EXTENSIONS)
         self.set_header("Tus-Max-Size", str(self.flow.settings.max_upload_bytes))
@@ -273,9 +372,9 @@ class UploadsHandler(TusHandler):
         self.set_status(201)
         self.finish()
 
-    # jupyter_server types APIHandler.options as plain (-> None); tornado's contract allows a coroutine
-    @web.authenticated
-    @authorized
+    # A CORS preflight carries no credentials: the one verb without @web.authenticated/@authorized (listed, with
+    # this reason, in tests/test_handlers_auth.py). jupyter_server types APIHandler.options as plain (-> None).
+    @allow_unauthenticated
     async def options(self) -> None:  # type: ignore[override]
         self._options()
 
@@ -321,14 +420,23 @@ class UploadHandler(TusHandler):
         await asyncio.to_thread(svc.terminate_upload, self.flow, self.identity, upload_id)
         self.no_content()
 
-    # jupyter_server types APIHandler.options as plain (-> None); tornado's contract allows a coroutine
-    @web.authenticated
-    @authorized
+    # Unauthenticated like the collection's (see there): the same headers for any id, so it reveals no upload.
+    @allow_unauthenticated
     async def options(self, upload_id: str) -> None:  # type: ignore[override]
         self._options()
 
 
+@web.stream_request_body
+class UploadsSlashHandler(UploadsHandler):
+    """The collection at ``/flow/api/uploads/``: tus clients are often configured with the endpoint's trailing
+    slash (tusd's own is ``/files/``), and Location is absolute, so both spellings create the same uploads."""
+
+    #: Another spelling of that route, not an operation of its own: for the OpenAPI document to leave out.
+    openapi_alias_of = UploadsHandler
+
+
 default_handlers: list[tuple] = [
     (r"/flow/api/uploads", UploadsHandler),
+    (r"/flow/api/uploads/", UploadsSlashHandler),
     (r"/flow/api/uploads/([^/]+)", UploadHandler),
 ]

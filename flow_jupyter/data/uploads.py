@@ -7,28 +7,46 @@ here, so the periodic expiry job and tests use the same code.
 
 Durability and concurrency rules, in the order they matter:
 
-* The database offset is the truth a client sees. A chunk's bytes are written with ``pwrite`` at that offset,
-  fsynced, and only then is the offset advanced — with a conditional UPDATE on the old offset — so an
-  acknowledged chunk survives ``kill -9`` and a lost race can never move the offset twice.
-* Only the holder of a non-blocking ``fcntl.flock`` on the partial file writes to it (works across processes and
-  server replicas sharing the Flow root). The offset is re-read in a fresh transaction *after* the lock is taken,
-  so two PATCH requests at the same offset give exactly one 204 and one 409.
-* Bytes past the acknowledged offset (a crash between write and commit, a discarded chunk) are truncated away
-  before the next write.
+* **The acknowledged offset lives beside the bytes, not in the database.** A chunk's bytes are written with
+  ``pwrite`` at the acknowledged offset, fsynced, and only then is the new offset recorded in the upload's *ack
+  record* (16 bytes in its lock file: the offset and its complement, written and fdatasynced) and the chunk
+  answered. So a chunk costs no database commit, and the offset a client is told never exceeds what is on disk.
+  The row's ``offset`` is written at completion and termination; a record-less upload (made before this scheme)
+  falls back to it.
+* **The file length decides, bounded by the record.** The acknowledged offset is ``min(record, file length)``:
+  bytes past the record (a crash mid-body, a discarded chunk) were never acknowledged and are truncated away
+  before the next write; a file shorter than its record (a file system that lost acknowledged bytes) lowers the
+  record to what is really there. A torn read of the record (a HEAD racing an acknowledgement) is detected by its
+  complement and read again.
+* Only the holder of a non-blocking ``fcntl.flock`` on the lock file writes the partial file or the record (works
+  across processes and server replicas sharing the Flow root). Termination, expiry and completion take it too, and
+  the upload's state is re-read in a fresh transaction *after* the lock is taken, so two PATCH requests at the same
+  offset give exactly one 204 and one 409, and nobody writes to an upload that ended meanwhile.
+* Received bytes are written and hashed on the host's uploads pool (`ChunkWriter`), in order, while the event loop
+  goes on receiving; the acknowledging fsync waits for the writes (and for the hash only of a chunk that carried an
+  Upload-Checksum). The whole file's sha256 is fed as data arrives and catches up behind the acknowledgements, so
+  completion costs no extra read (after a restart, completion re-reads the file once).
 * Completion is idempotent: the target path is recorded before the partial file is renamed onto it, and the
   DataFile is created in the same transaction that marks the upload completed, guarded by ``state = active``.
+* Expiry counts from the last acknowledgement: the record's modification time, so chunks need no database write
+  to keep an upload alive either.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import fcntl
 import hashlib
 import logging
 import os
+import struct
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -166,23 +184,83 @@ def _check_writable(session: Session, actor: Actor, upload_id: str) -> UploadVie
     return _view(upload)
 
 
-def _advance(session: Session, actor: Actor, upload_id: str, old: int, new: int, expires_at: datetime) -> UploadView:
-    """Move the offset forward, only if nobody moved it since the chunk began (conditional UPDATE)."""
-    done = session.execute(
-        update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor), Upload.offset == old,
-                             Upload.state == UploadState.active)
-        .values(offset=new, expires_at=expires_at)
-        .execution_options(synchronize_session=False)
-    )
-    if cast(CursorResult, done).rowcount != 1:
-        raise conflict("The upload changed while this chunk was written; read the offset again with HEAD.",
-                       field="Upload-Offset", reason="offset_mismatch")
-    return get_upload(session, actor, upload_id)
+def _state(session: Session, actor: Actor, upload_id: str) -> UploadState | None:
+    """The upload's state right now (None: its row is gone, e.g. with its project)."""
+    return session.scalar(select(Upload.state).where(Upload.id == upload_id, permissions.own_uploads(actor)))
 
 
-def _set_offset(session: Session, actor: Actor, upload_id: str, offset: int) -> None:
-    session.execute(update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor))
-                    .values(offset=offset).execution_options(synchronize_session=False))
+# --- the acknowledged offset: the ack record beside the bytes ---------------------------------------------------
+
+_ACK = struct.Struct("<QQ")  # offset, offset ^ _ACK_MASK: a torn or foreign record never passes for an offset
+_ACK_MASK = (1 << 64) - 1
+
+
+def _lock_path(storage: Any, upload_id: str) -> Path:
+    """The upload's lock file, beside its partial file (the partial itself moves away on completion). It also
+    holds the upload's ack record."""
+    partial = storage.partial_path(upload_id)
+    return partial.with_name(partial.name + ".lock")
+
+
+def _read_ack(fd: int) -> int | None:
+    """The offset in the ack record of the open lock file ``fd``; None when no chunk was acknowledged yet.
+    A record that does not check out is read again (it may have been read mid-write), then taken as absent."""
+    for _ in range(3):
+        raw = os.pread(fd, _ACK.size, 0)
+        if len(raw) < _ACK.size:
+            return None
+        offset, check = _ACK.unpack(raw)
+        if check == offset ^ _ACK_MASK:
+            return offset
+    log.warning("Flow: an upload's ack record is damaged; its offset falls back to the database's")
+    return None
+
+
+def _write_ack(fd: int, offset: int) -> None:
+    """Record ``offset`` as acknowledged and make it durable (the bytes below it were fsynced before)."""
+    os.pwrite(fd, _ACK.pack(offset, offset ^ _ACK_MASK), 0)
+    os.fdatasync(fd)
+
+
+def _on_disk(storage: Any, upload_id: str) -> int | None:
+    """The partial file's length; None when there is none (nothing written yet, or moved by a completion)."""
+    try:
+        return storage.partial_path(upload_id).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _acknowledged(storage: Any, view: UploadView) -> tuple[int, float | None]:
+    """An active upload's acknowledged offset, read without its lock — min(ack record, file length) — and when the
+    last chunk was acknowledged (the record's mtime; None without a record). Without a partial file the record
+    stands alone: an interrupted completion moved the bytes (completion checks the moved file)."""
+    try:
+        fd = os.open(_lock_path(storage, view.id), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        recorded, when = None, None
+    else:
+        try:
+            recorded = _read_ack(fd)
+            when = os.fstat(fd).st_mtime if recorded is not None else None
+        finally:
+            os.close(fd)
+    acked = view.offset if recorded is None else recorded
+    on_disk = _on_disk(storage, view.id)
+    return (acked if on_disk is None else min(acked, on_disk)), when
+
+
+def current_upload(host: Any, identity: Identity, upload_id: str) -> UploadView:
+    """The caller's upload as the protocol sees it (blocking): an active one's offset is its acknowledged bytes and
+    its expiry counts from its last acknowledged chunk."""
+    view = host.run_as(identity, get_upload, upload_id)
+    if view.state != UploadState.active:
+        return view
+    offset, when = _acknowledged(host.storage, view)
+    expires = view.expires_at
+    if when is not None:
+        expires = max(expires, datetime.fromtimestamp(when, timezone.utc)
+                      + timedelta(seconds=host.settings.upload_expiry_seconds))
+    return replace(view, offset=offset, expires_at=expires)
 
 
 # --- running whole-file hashes ----------------------------------------------------------------------------------
@@ -190,26 +268,27 @@ def _set_offset(session: Session, actor: Actor, upload_id: str, offset: int) -> 
 
 class _RunningHashes:
     """sha256 of each upload's acknowledged prefix, kept while chunks arrive in order in this process, so the
-    last chunk does not need the whole file re-read. Lost on restart (completion then re-reads the file)."""
+    last chunk does not need the whole file re-read. Lost on restart (completion then re-reads the file).
+
+    An entry is the hash and the lane that feeds it: a chunk is acknowledged without waiting for its bytes to be
+    hashed (only an Upload-Checksum waits), the next chunk goes on feeding the same lane, and completion waits for
+    it. A writer *takes* the entry and puts it back when its chunk is acknowledged; a discarded chunk's bytes were
+    fed already, so its writer drops the hash instead, and completion re-reads the file."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[int, Any]] = {}
+        self._entries: dict[str, tuple[int, Any, _Lane]] = {}
 
-    def resume(self, upload_id: str, offset: int) -> Any | None:
-        """A private copy of the hash at ``offset`` (a discarded chunk must not spoil the stored one)."""
-        if offset == 0:
-            return hashlib.sha256()
+    def take(self, upload_id: str, offset: int) -> tuple[Any, _Lane] | None:
+        """The hash of the first ``offset`` bytes and its lane, now the caller's; None when this process does
+        not have it (a restart, another replica, a discarded chunk)."""
         with self._lock:
-            entry = self._entries.get(upload_id)
-        return entry[1].copy() if entry and entry[0] == offset else None
+            entry = self._entries.pop(upload_id, None)
+        return (entry[1], entry[2]) if entry and entry[0] == offset else None
 
-    def store(self, upload_id: str, offset: int, hasher: Any | None) -> None:
+    def store(self, upload_id: str, offset: int, hasher: Any, lane: _Lane) -> None:
         with self._lock:
-            if hasher is None:
-                self._entries.pop(upload_id, None)
-            else:
-                self._entries[upload_id] = (offset, hasher)
+            self._entries[upload_id] = (offset, hasher, lane)
 
     def drop(self, upload_id: str) -> None:
         with self._lock:
@@ -217,104 +296,267 @@ class _RunningHashes:
 
 
 RUNNING_HASHES = _RunningHashes()
-#: Hashes uploads' bytes behind the event loop (see ChunkWriter); a batch waits for its writer's previous one.
-_HASHERS = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
-                              thread_name_prefix="flow-upload-hash")
+
+
+#: Bytes per pwrite. Larger writes into the page cache measured up to 9× the CPU per byte on Linux 6.x (1 MiB and
+#: up; 256 KiB and below stay at ~0.2 s/GiB), so a buffer is written in slices of this size.
+WRITE_SLICE = 256 << 10
 
 
 def _write_at(fd: int, data: bytes | memoryview, offset: int) -> int:
-    """Write all of ``data`` at ``offset`` (loops over short writes). Tests replace it to fake a full disk."""
+    """Write all of ``data`` at ``offset``, in `WRITE_SLICE` pieces (loops over short writes). Tests replace it to
+    fake a full disk."""
     view = memoryview(data)
     written = 0
     while written < len(view):
-        written += os.pwrite(fd, view[written:], offset + written)
+        written += os.pwrite(fd, view[written:written + WRITE_SLICE], offset + written)
     return written
+
+
+def _writeback_starter() -> Callable[[int, int, int], None] | None:
+    """Linux's sync_file_range(SYNC_FILE_RANGE_WRITE): start writing a range to disk without waiting for it (the
+    standard library has no binding). None where it is not available: the acknowledging fsync does it all."""
+    name = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(name, use_errno=True), "sync_file_range", None) if name else None
+    if function is None:
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+
+    def start(fd: int, offset: int, count: int) -> None:
+        function(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE; a failure only leaves the work to fsync
+
+    return start
+
+
+_START_WRITEBACK = _writeback_starter()
+
+
+class _Lane:
+    """Runs what is submitted one after the other, in order, on a shared pool — without holding a pool thread
+    while it waits for its turn (a lane has at most one task on the pool, which drains its queue)."""
+
+    def __init__(self, pool: Executor):
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Callable[[], None], Future[None]]] = deque()
+        self._draining = False
+
+    def submit(self, work: Callable[[], None]) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            self._queue.append((work, future))
+            if self._draining:
+                return future
+            self._draining = True
+        try:
+            self._pool.submit(self._drain)
+        except RuntimeError as exc:  # the host is shutting its pools down
+            self._fail(exc)
+        return future
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._draining = False
+                    return
+                work, future = self._queue.popleft()
+            try:
+                work()
+            except BaseException as exc:  # handed to whoever waits for this piece
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            pending, self._queue, self._draining = list(self._queue), deque(), False
+        for _, future in pending:
+            future.set_exception(exc)
 
 
 # --- streaming a chunk --------------------------------------------------------------------------------------------
 
 
+class BufferPool:
+    """Receive buffers kept for reuse between requests (at most ``keep``): a fresh multi-MiB buffer costs zeroing
+    and a page fault per page on first touch, several times per chunk. Made and kept by whoever serves the uploads
+    (the web application), so it lives and dies with it."""
+
+    def __init__(self, keep: int = 16):
+        self.keep = keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            while self._free:
+                buffer = self._free.pop()
+                if len(buffer) == size:
+                    return buffer
+        return bytearray(size)
+
+    def give(self, buffers: list[bytearray]) -> None:
+        with self._lock:
+            room = self.keep - len(self._free)
+            self._free.extend(buffers[:max(0, room)])
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """How a chunk's body is staged: ``count`` buffers of ``size`` bytes in flight at most (FlowSettings
+    upload_buffers and upload_buffer_bytes), and writeback started every ``writeback`` bytes (0: never)."""
+
+    size: int = 1 << 20
+    count: int = 8
+    writeback: int = 16 << 20
+
+    @classmethod
+    def of(cls, settings: Any) -> Buffers:
+        return cls(size=max(64 << 10, settings.upload_buffer_bytes), count=max(1, settings.upload_buffers),
+                   writeback=max(0, settings.upload_writeback_bytes))
+
+
 class ChunkWriter:
     """One PATCH (or creation-with-upload) body being written to an upload's partial file.
 
-    `write` is called on the event loop with each received piece (≤ 1 MiB, see api/uploads.py): a pwrite, cheaper
-    than a thread hop per piece. Hashing (the running sha256, an Upload-Checksum) costs as much again,
-    so it runs behind, on a small thread pool, in batches of ``HASH_BATCH`` bytes (hashlib releases the GIL):
-    receiving and hashing overlap instead of taking turns on the event loop. Everything that can take long
-    (fsync, truncate, database, re-hashing) is in `commit`/`discard`/`finish`, which callers run on a worker thread;
-    `commit` first waits for the hashes to catch up.
+    Received bytes are handed over on the event loop — as tornado's pieces (`write`) or as whole buffers filled
+    straight from the socket (`buffer` + `write`) — and written and hashed on the host's uploads pool: one lane
+    ``pwrite``s them in order (starting their writeback as it goes), another feeds the hashes (the running sha256,
+    an Upload-Checksum); hashlib and pwrite release the GIL, so receiving, writing and hashing overlap. At most
+    ``Buffers.count`` buffers' worth is in flight: `write` returns a future to wait for before reading more.
+    Everything that can take long (fsync, truncate, database) is in `commit`/`discard`/`finish`, which callers run
+    on a worker thread; `commit` first waits for the write lane (and the hash lane only for an Upload-Checksum),
+    `finish` for the hash lane too. The hash lane outlives the request: it is the upload's, kept with its running
+    hash (`RUNNING_HASHES`) for the next chunk.
     """
 
-    #: Written bytes handed to the hashing pool at once; at most two batches wait (the body is read no further).
-    HASH_BATCH = 2 << 20
-
     def __init__(self, host: Any, identity: Identity, view: UploadView, fd: int, lock: int,
-                 checksum: tuple[str, bytes] | None):
+                 checksum: tuple[str, bytes] | None, pool: Executor, buffers: Buffers | None = None,
+                 buffer_pool: BufferPool | None = None):
         self.host = host
         self.identity = identity
         self.view = view
         self.fd = fd  # the partial file; -1 when every byte is already acknowledged
-        self.lock = lock
+        self.lock = lock  # the lock file: holds the flock and the ack record
         self.start = view.offset
-        self.position = view.offset
+        self.position = view.offset  # end of the bytes handed over so far
         self.checksum = checksum
         self.chunk_hash = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
-        self.file_hash = RUNNING_HASHES.resume(view.id, view.offset)
+        running = RUNNING_HASHES.take(view.id, view.offset)
+        if running is None and view.offset == 0:
+            running = hashlib.sha256(), _Lane(pool)
+        self.file_hash: Any | None = running[0] if running else None
+        self._hashes = running[1] if running else _Lane(pool)
+        self.buffers = buffers or Buffers()
+        self.buffer_pool = buffer_pool or BufferPool(keep=0)
         self.overflow = False
         self.error: OSError | None = None
-        self._unhashed: list[bytes] = []  # written, not yet handed to the hashing pool
-        self._unhashed_bytes = 0
-        self._hashing: Future[None] | None = None  # the last batch handed to the hashing pool
+        self._writes = _Lane(pool)
+        self._last_write: Future[None] = _DONE
+        # The lane may still be hashing the previous chunk: waiting for this marker waits for that too.
+        self._last_hash: Future[None] = self._hashes.submit(lambda: None) if running else _DONE
+        self._held = 0  # pieces in flight: buffers handed out, bytes objects handed over
+        self._room: Future[None] | None = None  # resolved when a piece comes back
+        self._mutex = threading.Lock()
+        self._unsynced = 0  # written since writeback was last started (write lane only)
 
     @property
     def received(self) -> int:
         return self.position - self.start
 
-    def write(self, data: bytes) -> Future[None] | None:
-        """Append a received piece. Past the declared length nothing is written; an OSError stops writing.
-        Returns a future when the hashing lags two batches behind: read no more of the body until it is
-        done, so memory stays bounded."""
-        if self.overflow or self.error is not None:
+    def buffer(self) -> bytearray | Future[None]:
+        """A buffer to receive the next piece of the body into, or — when ``Buffers.count`` pieces are in flight —
+        a future to wait for before asking again. Hand it back full (or at the body's end) with ``write(view,
+        buffer)``."""
+        with self._mutex:
+            if self._held < self.buffers.count:
+                self._held += 1
+                return self.buffer_pool.take(self.buffers.size)
+            if self._room is None:
+                self._room = Future()
+            return self._room
+
+    def write(self, data: bytes | memoryview, buffer: bytearray | None = None) -> Future[None] | None:
+        """Hand over a received piece, in order. ``buffer``: ``data`` ends the use of that buffer (from `buffer`),
+        which goes back once written and hashed; without it, ``data`` is either a ``bytes`` piece of its own
+        (tornado's, counted in flight) or an earlier part of a buffer still being filled (a memoryview). Past the
+        declared length nothing is written (413 at commit); after a write error nothing more is.
+        Returns a future when too many pieces are in flight: read no more of the body until it is done."""
+        counted = buffer is not None or isinstance(data, bytes)
+        if isinstance(data, bytes):
+            with self._mutex:
+                self._held += 1
+        if self.overflow or self.error is not None or len(data) > self.view.size - self.position or self.fd < 0:
+            self.overflow = self.overflow or self.error is None
+            if counted:
+                self._returned(buffer)
             return None
-        if len(data) > self.view.size - self.position or self.fd < 0:
-            self.overflow = True
-            return None
-        try:
-            _write_at(self.fd, data, self.position)
-        except OSError as exc:
-            self.error = exc
-            return None
+        offset = self.position
         self.position += len(data)
         UPLOAD_BYTES.inc(len(data))
-        if self.chunk_hash is None and self.file_hash is None:
-            return None
-        self._unhashed.append(data)
-        self._unhashed_bytes += len(data)
-        if self._unhashed_bytes < self.HASH_BATCH:
-            return None
-        previous = self._hashing
-        self._hashing = _HASHERS.submit(self._hash, self._unhashed, previous)
-        self._unhashed, self._unhashed_bytes = [], 0
-        return previous if previous is not None and not previous.done() else None
+        self._last_write = written = self._writes.submit(lambda: self._write(data, offset))
+        if self.chunk_hash is not None or self.file_hash is not None:
+            self._last_hash = self._hashes.submit(lambda: self._hash(data))
+        if counted:
+            self._when_done(written, self._last_hash, buffer)
+        with self._mutex:
+            if self._held > self.buffers.count and isinstance(data, bytes):
+                if self._room is None:
+                    self._room = Future()
+                return self._room
+        return None
 
-    def _hash(self, pieces: list[bytes], after: Future[None] | None = None) -> None:
-        """Feed written pieces to the hashes, after the batch before them (on the hashing pool: that batch was
-        submitted first, so it is running or done; or in `catch_up`)."""
-        if after is not None:
-            after.result()
-        for data in pieces:
-            if self.chunk_hash is not None:
-                self.chunk_hash.update(data)
-            if self.file_hash is not None:
-                self.file_hash.update(data)
+    def _when_done(self, written: Future[None], hashed: Future[None], buffer: bytearray | None) -> None:
+        """Count the piece back (and its buffer) once it is both written and hashed."""
+        left = [2]
 
-    def catch_up(self) -> None:
-        """Wait until every written byte is hashed (blocking)."""
-        if self._hashing is not None:
-            hashing, self._hashing = self._hashing, None
-            hashing.result()
-        pieces, self._unhashed, self._unhashed_bytes = self._unhashed, [], 0
-        self._hash(pieces)
+        def one_done(_future: Future[None]) -> None:
+            with self._mutex:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self._returned(buffer)
+
+        written.add_done_callback(one_done)
+        hashed.add_done_callback(one_done)
+
+    def _returned(self, buffer: bytearray | None) -> None:
+        if buffer is not None:
+            self.buffer_pool.give([buffer])
+        with self._mutex:
+            self._held -= 1
+            room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    def _write(self, data: bytes | memoryview, offset: int) -> None:
+        """On the write lane: pwrite the piece; every ``Buffers.writeback`` bytes, start writing them to disk."""
+        if self.error is not None:
+            return
+        try:
+            _write_at(self.fd, data, offset)
+        except OSError as exc:
+            self.error = exc
+            return
+        self._unsynced += len(data)
+        if self.buffers.writeback and self._unsynced >= self.buffers.writeback and _START_WRITEBACK is not None:
+            _START_WRITEBACK(self.fd, offset + len(data) - self._unsynced, self._unsynced)
+            self._unsynced = 0
+
+    def _hash(self, data: bytes | memoryview) -> None:
+        """On the hash lane: feed the piece to the chunk's and the file's hashes."""
+        if self.chunk_hash is not None:
+            self.chunk_hash.update(data)
+        if self.file_hash is not None:
+            self.file_hash.update(data)
+
+    def catch_up(self, *, hashes: bool = True) -> None:
+        """Wait until every handed-over byte is written and — with ``hashes`` — hashed (blocking). The lanes run
+        in order, so their last pieces being done means all are."""
+        self._last_write.result()
+        if hashes:
+            self._last_hash.result()
 
     def discard(self) -> None:
         """Forget every byte of this request: the file goes back to the acknowledged offset (blocking)."""
@@ -327,8 +569,12 @@ class ChunkWriter:
     def commit(self, *, partial_ok: bool = False) -> UploadView:
         """Make the received bytes durable and acknowledge them (blocking). Raises FlowError — after discarding —
         for an overflow (413), a write error (507 for a full disk), or a checksum mismatch (460).
-        ``partial_ok``: the connection dropped mid-body; keep what arrived unless a checksum was promised."""
-        self.catch_up()
+        ``partial_ok``: the connection dropped mid-body; keep what arrived unless a checksum was promised.
+
+        The order is what makes an acknowledgement true: the bytes are fsynced, then the ack record is written
+        and fdatasynced, then (by the caller) the chunk is answered. No database commit, and no waiting for the
+        file's hash (only for an Upload-Checksum): the running sha256 catches up behind, for completion."""
+        self.catch_up(hashes=self.checksum is not None)
         if self.overflow:
             self.discard()
             raise FlowError(413, "too_large", f"The body is longer than the {self.view.size - self.start} bytes "
@@ -346,29 +592,45 @@ class ChunkWriter:
                     return self.view
                 raise chunk_checksum_mismatch(self.checksum[0])
         if self.received == 0:
+            self._keep_hash()
             return self.view
         os.fsync(self.fd)
+        if self.host.run_as(self.identity, _state, self.view.id) != UploadState.active:
+            # Removed under us without the lock (its project was deleted): these bytes are nobody's.
+            self.discard()
+            raise conflict("The upload changed while this chunk was written; read the offset again with HEAD.",
+                           field="Upload-Offset", reason="offset_mismatch")
+        if self.start == 0:  # the first acknowledgement: the new partial and lock files' names must last too
+            fsutil.fsync_dir(self.host.storage.partial_path(self.view.id).parent)
+        _write_ack(self.lock, self.position)
+        self.start = self.position
+        self._keep_hash()
         expires = datetime.now(timezone.utc) + timedelta(seconds=self.host.settings.upload_expiry_seconds)
-        try:
-            view = self.host.run_as(self.identity, _advance, self.view.id, self.start, self.position, expires)
-        except FlowError:
-            # Someone moved the offset under us (e.g. expiry, termination): our bytes are not acknowledged.
-            RUNNING_HASHES.drop(self.view.id)
-            raise
-        RUNNING_HASHES.store(view.id, view.offset, self.file_hash)
-        self.start = view.offset
-        self.view = view
-        return view
+        self.view = replace(self.view, offset=self.position, expires_at=expires)
+        return self.view
+
+    def _keep_hash(self) -> None:
+        """Put the running hash back for the next chunk (its bytes are exactly the acknowledged ones)."""
+        if self.file_hash is not None:
+            RUNNING_HASHES.store(self.view.id, self.start, self.file_hash, self._hashes)
 
     def finish(self) -> UploadView:
         """Complete the upload if every byte is acknowledged (blocking; call while still holding the lock)."""
         if self.view.offset < self.view.size or self.view.state != UploadState.active:
             return self.view
-        digest = self.file_hash.hexdigest() if self.file_hash is not None else None
+        digest = None
+        if self.file_hash is not None:
+            self.catch_up()
+            digest = self.file_hash.hexdigest()
         return complete_upload(self.host, self.identity, self.view.id, digest)
 
     def close(self) -> None:
-        """Close the partial file, then release the lock (closing its descriptor drops the flock)."""
+        """Close the partial file — once nothing queued still writes to it — then release the lock (closing its
+        descriptor drops the flock)."""
+        try:
+            self._last_write.result()
+        except BaseException:  # noqa: BLE001 - nothing acknowledges these bytes any more
+            pass
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -377,10 +639,8 @@ class ChunkWriter:
             self.lock = -1
 
 
-def _lock_path(storage: Any, upload_id: str) -> Path:
-    """The upload's lock file, beside its partial file (the partial itself moves away on completion)."""
-    partial = storage.partial_path(upload_id)
-    return partial.with_name(partial.name + ".lock")
+_DONE: Future[None] = Future()
+_DONE.set_result(None)
 
 
 def _lock(storage: Any, upload_id: str) -> int:
@@ -408,15 +668,35 @@ def _forget(storage: Any, upload_id: str) -> None:
     RUNNING_HASHES.drop(upload_id)
 
 
-def open_chunk(host: Any, identity: Identity, upload_id: str, offset: int, *,
-               checksum: tuple[str, bytes] | None = None,
-               content_length: int | None = None) -> ChunkWriter | UploadView:
-    """Get ready to write a chunk at ``offset`` (blocking): checks, lock, fresh offset, repair of the tail.
+def _repair(upload_id: str, data: int, lock: int, fallback: int) -> int:
+    """With the lock held: the acknowledged offset, after making the partial file agree with it. Bytes past the
+    record were never acknowledged (cut off); a file shorter than the record lost acknowledged bytes (the record
+    comes down to what is there — what HEAD already says — and a client at another offset gets 409)."""
+    recorded = _read_ack(lock)
+    acked = fallback if recorded is None else recorded
+    on_disk = os.fstat(data).st_size
+    if on_disk > acked:
+        os.ftruncate(data, acked)
+        os.fsync(data)
+    elif on_disk < acked:
+        log.warning("Flow: upload %s has %d of its %d acknowledged bytes on disk; it resumes from there",
+                    upload_id, on_disk, acked)
+        _write_ack(lock, on_disk)
+        RUNNING_HASHES.drop(upload_id)
+        return on_disk
+    return acked
+
+
+def open_chunk(host: Any, identity: Identity, upload_id: str, offset: int, *, pool: Executor,
+               checksum: tuple[str, bytes] | None = None, content_length: int | None = None,
+               buffers: Buffers | None = None, buffer_pool: BufferPool | None = None) -> ChunkWriter | UploadView:
+    """Get ready to write a chunk at ``offset`` (blocking): checks, lock, acknowledged offset, repair of the tail.
+    ``pool`` (the host's uploads pool) writes and hashes the bytes, into ``buffers`` taken from ``buffer_pool``.
 
     Returns the upload itself instead of a writer when it is already complete (a repeated final PATCH)."""
     view = host.run_as(identity, _check_writable, upload_id)
-    check_offset(offset, view.offset)
-    check_body_length(content_length, view.remaining)
+    check_offset(offset, view.offset if view.state == UploadState.completed else _acknowledged(host.storage, view)[0])
+    check_body_length(content_length, view.size - offset)
     if view.state == UploadState.completed:
         return view
     if content_length and host.storage.free_bytes() - content_length < host.settings.min_free_upload_bytes:
@@ -429,20 +709,15 @@ def open_chunk(host: Any, identity: Identity, upload_id: str, offset: int, *,
         if fresh.state != UploadState.active:
             raise conflict(f"Upload-Offset {offset} is not the upload's offset {fresh.offset}; read it with HEAD.",
                            field="Upload-Offset", reason="offset_mismatch")
-        check_offset(offset, fresh.offset)
-        if fresh.offset < fresh.size:  # at == size the bytes may already have moved: completion sorts that out
-            data = os.open(host.storage.partial_path(view.id), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                           0o600)
-            on_disk = os.fstat(data).st_size
-            if on_disk > fresh.offset:  # bytes written but never acknowledged (crash, discarded chunk)
-                os.ftruncate(data, fresh.offset)
-            elif on_disk < fresh.offset:
-                # Acknowledged bytes are missing (the file system lost them): tell the truth, make the client resume.
-                host.run_as(identity, _set_offset, view.id, on_disk)
-                RUNNING_HASHES.drop(view.id)
-                raise conflict(f"Only {on_disk} bytes of this upload are on disk; resume from there.",
-                               field="Upload-Offset", reason="offset_mismatch")
-        return ChunkWriter(host, identity, fresh, data, lock, checksum)
+        data = os.open(host.storage.partial_path(view.id), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                       0o600)
+        acked = _repair(view.id, data, lock, fresh.offset)
+        check_offset(offset, acked)
+        fresh = replace(fresh, offset=acked)
+        if acked >= fresh.size:  # every byte is in: completion (by the caller, holding the lock) sorts it out
+            os.close(data)
+            data = -1
+        return ChunkWriter(host, identity, fresh, data, lock, checksum, pool, buffers, buffer_pool)
     except BaseException:
         if data >= 0:
             os.close(data)
@@ -490,10 +765,14 @@ def _register(session: Session, actor: Actor, upload_id: str, digest: str,
     return _view(upload)
 
 
-def _terminate_row(session: Session, actor: Actor, upload_id: str) -> None:
+def _terminate_row(session: Session, actor: Actor, upload_id: str, offset: int | None = None) -> None:
+    """Mark the upload terminated, with the offset it had reached (the row's offset is only written at the end)."""
+    values: dict[str, Any] = {"state": UploadState.terminated}
+    if offset is not None:
+        values["offset"] = offset
     session.execute(update(Upload).where(Upload.id == upload_id, permissions.own_uploads(actor),
                                          Upload.state == UploadState.active)
-                    .values(state=UploadState.terminated).execution_options(synchronize_session=False))
+                    .values(**values).execution_options(synchronize_session=False))
 
 
 def complete_upload(host: Any, identity: Identity, upload_id: str, digest: str | None = None) -> UploadView:
@@ -503,9 +782,12 @@ def complete_upload(host: Any, identity: Identity, upload_id: str, digest: str |
     whole-file sha256 that does not match terminates the upload (its bytes are removed) and raises 460: the bytes
     are wrong, resuming cannot fix them, so the client must start over."""
     storage = host.storage
-    view = host.run_as(identity, get_upload, upload_id)
+    view = current_upload(host, identity, upload_id)
     if view.state == UploadState.completed:
         return view
+    if view.offset < view.size:
+        raise conflict(f"Only {view.offset} bytes of this upload are acknowledged; resume from there.",
+                       field="Upload-Offset", reason="offset_mismatch")
     view, target = host.run_as(identity, _begin_completion, upload_id, storage.new_relative_path(view.filename))
     if target is None:
         return view
@@ -551,7 +833,7 @@ def settle_upload(host: Any, identity: Identity, upload_id: str) -> UploadView:
     """HEAD's view, finishing first a completion that was interrupted (every byte acknowledged, no DataFile yet).
 
     If another request holds the lock it is doing exactly that, and the current state is returned."""
-    view = host.run_as(identity, get_upload, upload_id)
+    view = current_upload(host, identity, upload_id)
     if view.state != UploadState.active or view.offset < view.size:
         return view
     try:
@@ -573,7 +855,8 @@ def terminate_upload(host: Any, identity: Identity, upload_id: str) -> None:
                        reason="upload_completed")
     lock = _lock(host.storage, view.id)
     try:
-        host.run_as(identity, _terminate_row, view.id)
+        offset = current_upload(host, identity, view.id).offset
+        host.run_as(identity, _terminate_row, view.id, offset)
         _forget(host.storage, view.id)
     finally:
         os.close(lock)
@@ -582,7 +865,9 @@ def terminate_upload(host: Any, identity: Identity, upload_id: str) -> None:
 def expire_uploads(host: Any, now: datetime | None = None) -> int:
     """Mark active uploads idle past their Upload-Expires as expired and delete their bytes; returns how many.
 
-    Uploads being written right now (their lock is held) are left for the next run."""
+    Uploads being written right now (their lock is held) are left for the next run. The row's ``expires_at`` is
+    only the creation's; one whose ack record says a chunk came later is moved forward instead (chunks write no
+    row)."""
     now = now or datetime.now(timezone.utc)
     host.ensure_schema()
     with host.db.session() as session:
@@ -596,6 +881,15 @@ def expire_uploads(host: Any, now: datetime | None = None) -> int:
         except FlowError:
             continue
         try:
+            last = os.fstat(lock).st_mtime if _read_ack(lock) is not None else None
+            if last is not None:
+                alive_until = datetime.fromtimestamp(last, timezone.utc) + timedelta(
+                    seconds=host.settings.upload_expiry_seconds)
+                if alive_until >= now:
+                    with host.db.session() as session:
+                        session.execute(update(Upload).where(Upload.id == upload_id)
+                                        .values(expires_at=alive_until).execution_options(synchronize_session=False))
+                    continue
             with host.db.session() as session:
                 done = session.execute(
                     update(Upload).where(Upload.id == upload_id, Upload.state == UploadState.active,

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ..execution.status import ExecutionStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -247,12 +249,16 @@ class Upload(Base):
 
 class BackgroundJob(Base):
     __tablename__ = "background_jobs"
-    __table_args__ = (Index("ix_background_jobs_status_id", "status", "id"), NEVER_REUSE_IDS)
+    __table_args__ = (Index("ix_background_jobs_status_id", "status", "id"),
+                      Index("ix_background_jobs_claimed_by", "claimed_by"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.pending)
+    #: The host building the job and when it last said so (a lease, as for executions: db/leases.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -307,6 +313,7 @@ class Execution(Base):
         Index("ix_executions_owner_id_id", "owner_id", "id"),
         Index("ix_executions_project_id_id", "project_id", "id"),
         Index("ix_executions_status_id", "status", "id"),
+        Index("ix_executions_claimed_by", "claimed_by"),
         NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -315,7 +322,11 @@ class Execution(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     pipeline_version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[ExecutionStatus] = mapped_column(_enum(ExecutionStatus), default=ExecutionStatus.pending)
+    #: The host (replica) that submits and follows this run, and when it last said so: a lease that another host
+    #: takes over once it is `claim_lease_seconds` old (db/leases.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     backend: Mapped[str] = mapped_column(String(16), default="local")
     backend_job: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     run_dir: Mapped[str] = mapped_column(String(1024))

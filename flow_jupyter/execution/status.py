@@ -1,6 +1,6 @@
 """The two status vocabularies of the API, each in one place: an execution's and a task's.
 
-Pure constants (no imports), so the server, the client and the widgets all read the same words.
+Pure constants (nothing but the standard library), so the server, the client and the widgets all read the same words.
 
 **Executions** — stored and answered as these words::
 
@@ -16,16 +16,36 @@ Flow's plugin report; `task_status` and `stored_task_status` translate at the AP
 """
 from __future__ import annotations
 
-# --- executions ---------------------------------------------------------------------------------------------------
-PENDING = "pending"
-SUBMITTED = "submitted"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-LOST = "lost"
+import enum
 
-EXECUTION_STATUSES = (PENDING, SUBMITTED, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST)
+
+# --- executions ---------------------------------------------------------------------------------------------------
+class ExecutionStatus(enum.StrEnum):
+    """An execution's status, stored (db.models.Execution.status) and answered as its value.
+
+    ``pending`` covers "waiting for a host" and "a host is submitting it" (the row's ``claimed_by`` tells which);
+    ``submitted`` means the backend accepted the head job, nothing less. Member names equal their values, so a member
+    and its plain word are interchangeable in comparisons, sets and JSON.
+    """
+
+    pending = "pending"
+    submitted = "submitted"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    lost = "lost"
+
+
+PENDING = ExecutionStatus.pending
+SUBMITTED = ExecutionStatus.submitted
+RUNNING = ExecutionStatus.running
+SUCCEEDED = ExecutionStatus.succeeded
+FAILED = ExecutionStatus.failed
+CANCELLED = ExecutionStatus.cancelled
+LOST = ExecutionStatus.lost
+
+EXECUTION_STATUSES = tuple(status.value for status in ExecutionStatus)
 #: A backend job exists and the manager follows it.
 ACTIVE = (SUBMITTED, RUNNING)
 #: The run is over; its status never changes again.

@@ -102,8 +102,9 @@ def resolve_ref(mirror_dir: Path, ref: str) -> str:
                           reason="unknown_ref") from None
 
 
-def export(mirror_dir: Path, commit: str, destination: Path) -> None:
-    """Unpack the tree of ``commit`` into ``destination`` (created; must not exist)."""
+def export(mirror_dir: Path, commit: str, destination: Path) -> bool:
+    """Unpack the tree of ``commit`` into ``destination`` (created; must not exist). False when a concurrent export
+    of the same commit put it there first (the same tree: that one is kept)."""
     if not SHA.match(commit):
         raise ValueError(f"not a commit id: {commit!r}")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,13 @@ def export(mirror_dir: Path, commit: str, destination: Path) -> None:
                 tar.extractall(staged, filter="data")
             except tarfile.FilterError as exc:
                 raise _refused_entry(commit, exc) from None
-        staged.rename(destination)
+        try:
+            staged.rename(destination)
+        except OSError:
+            if not destination.is_dir():
+                raise
+            return False
+    return True
 
 
 def _refused_entry(commit: str, exc: tarfile.FilterError) -> FlowError:

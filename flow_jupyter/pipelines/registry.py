@@ -7,14 +7,19 @@ without a schema gets its parameters from ``nextflow config -flat`` instead.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import secrets
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from .. import permissions
@@ -25,11 +30,16 @@ from ..data.paging import page, page_sorted
 from ..data.storage import Storage
 from ..db.models import Pipeline, PipelineVersion
 from ..errors import FlowError, bad_request, conflict, not_found
-from ..identity import Actor
+from ..identity import Actor, Identity
 from ..proc import CommandError, run
 from . import git
 from .nfconfig import parse_config_flat
 from .schema import declared_params, default_problems, load_schema
+
+if TYPE_CHECKING:
+    from ..seams import Host
+
+log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_PREFIX = "bundled:"
@@ -216,57 +226,181 @@ def _static_params(text: str) -> dict[str, Any]:
 
 
 # --- changes (admins) -------------------------------------------------------------------------------------------
+#
+# Registering runs git (ls-remote, clone or fetch, archive) and, for a pipeline without a schema, a JVM (``nextflow
+# config -flat``): seconds to minutes. None of it happens inside a transaction (on SQLite an open write transaction
+# is the whole database's write lock): `register_pipeline` and `register_version` check the caller, do every git,
+# JVM and file read with no session open, and only then write the rows in one short transaction that also settles
+# a race with a concurrent registration of the same name or ref (409, as if it had come second all along).
 
-def add_pipeline(session: Session, actor: Actor, storage: Storage, settings: FlowSettings,
-                 body: dict[str, Any]) -> dict[str, Any]:
-    """Register a git repository and its first version (``ref``; default: the repository's newest tag)."""
+@dataclass(frozen=True)
+class PreparedVersion:
+    """A version read from its checkout before any transaction: everything its row needs."""
+
+    ref: str
+    commit: str
+    files: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PreparedPipeline:
+    """A new pipeline mirrored and its first version exported into ``staging`` (``pipelines/.staging-…``), which the
+    recording transaction renames to ``pipelines/<id>`` once the row has its id."""
+
+    name: str
+    source: str
+    description: str
+    curated: bool
+    staging: Path
+    version: PreparedVersion
+
+
+def _may_change(session: Session, actor: Actor) -> None:
+    """403 before any git work: only admins make Flow clone or run anything."""
     permissions.require_flow_admin(actor, "change the pipeline registry")
+
+
+def _duplicate_name(name: str) -> FlowError:
+    return conflict(f"A pipeline called '{name}' exists.", field="/name", reason="duplicate_name")
+
+
+def _duplicate_version(ref: str) -> FlowError:
+    return conflict(f"Version '{ref}' is registered already.", field="/ref", reason="duplicate_version")
+
+
+def _name_free(session: Session, actor: Actor, name: str) -> None:
+    if session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is not None:
+        raise _duplicate_name(name)
+
+
+def _flush_unique(session: Session, taken: FlowError) -> None:
+    """Flush; a unique constraint failing means a concurrent registration wrote the same name or ref first."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise taken from None
+
+
+def _prepare_version(settings: FlowSettings, mirror_dir: Path, ref: str,
+                     checkout_of: Callable[[str], Path]) -> tuple[PreparedVersion, Path, bool]:
+    """Resolve ``ref`` in the mirror, export its tree (unless a version of the same commit did) and read its files;
+    returns the prepared version, the checkout and whether this call created it. A version refused after its
+    export (a bad schema, a link out) leaves no checkout behind."""
+    commit = git.resolve_ref(mirror_dir, ref)
+    checkout = checkout_of(commit)
+    created = not checkout.exists() and git.export(mirror_dir, commit, checkout)
+    try:
+        files = read_pipeline_files(checkout, settings)
+    except BaseException:
+        if created:
+            shutil.rmtree(checkout, ignore_errors=True)
+        raise
+    return PreparedVersion(ref, commit, files), checkout, created
+
+
+def register_pipeline(host: Host, identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+    """Register a git repository and its first version (``ref``; default: the repository's newest tag). Blocking:
+    call it on a worker thread; it opens its own short sessions (see the section comment)."""
+    storage, settings = host.storage, host.settings
+    host.run_as(identity, _may_change)
     source = git.check_source(body["source"])
     refs = git.list_refs(source)
     name = body.get("name") or PurePosixPath(source.rstrip("/")).name.removesuffix(".git")
     if not NAME.match(name):
         raise bad_request("Pipeline names use letters, digits, '_', '-' and '.'.", field="/name")
-    if session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is not None:
-        raise conflict(f"A pipeline called '{name}' exists.", field="/name", reason="duplicate_name")
+    host.run_as(identity, _name_free, name)  # a taken name is refused before a clone, not after
     ref = body.get("ref") or next((r.name for r in refs if r.kind == "tag"), None) or "HEAD"
-    pipeline = Pipeline(name=name, source=source, description=body.get("description", ""),
-                        curated=bool(body.get("curated", False)), created_by_id=actor.user_id)
+    staging = storage.root / "pipelines" / f".staging-{secrets.token_hex(8)}"
+    try:
+        git.mirror(source, staging / "mirror.git")
+        version, _checkout, _created = _prepare_version(settings, staging / "mirror.git", ref,
+                                                        lambda commit: staging / commit)
+        prepared = PreparedPipeline(name=name, source=source, description=body.get("description", ""),
+                                    curated=bool(body.get("curated", False)), staging=staging, version=version)
+        return host.run_as(identity, _record_pipeline, storage, prepared)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the pipeline was recorded
+
+
+def _record_pipeline(session: Session, actor: Actor, storage: Storage, prepared: PreparedPipeline) -> dict[str, Any]:
+    """The short transaction of `register_pipeline`: rows, and one rename of the staged directory."""
+    _may_change(session, actor)
+    _name_free(session, actor, prepared.name)
+    pipeline = Pipeline(name=prepared.name, source=prepared.source, description=prepared.description,
+                        curated=prepared.curated, created_by_id=actor.user_id)
     session.add(pipeline)
-    session.flush()
+    _flush_unique(session, _duplicate_name(prepared.name))
     home = storage.root / "pipelines" / str(pipeline.id)
+    if home.exists():  # left by a process killed between this rename and its commit (the id was not used)
+        shutil.rmtree(home)
+    os.rename(prepared.staging, home)
     event.listen(session, "after_rollback", lambda _s: shutil.rmtree(home, ignore_errors=True), once=True)
-    git.mirror(source, home / "mirror.git")
-    _add_version(session, storage, settings, pipeline, ref)
+    _add_version_row(session, pipeline, prepared.version)
     session.refresh(pipeline)
     return pipeline_json(pipeline)
 
 
-def add_version(session: Session, actor: Actor, storage: Storage, settings: FlowSettings, pipeline_ref: str,
-                body: dict[str, Any]) -> dict[str, Any]:
-    permissions.require_flow_admin(actor, "change the pipeline registry")
+def _version_target(session: Session, actor: Actor, pipeline_ref: str, ref: str) -> tuple[int, str]:
+    """(id, source) of the pipeline a version is added to; 403/404/400/409 before any git work."""
+    _may_change(session, actor)
     pipeline = get_pipeline_row(session, pipeline_ref)
     if pipeline.bundled:
         raise bad_request("Bundled pipelines get their versions from Flow itself.", field="/ref")
-    git.mirror(pipeline.source, storage.root / "pipelines" / str(pipeline.id) / "mirror.git")
-    return version_json(_add_version(session, storage, settings, pipeline, body["ref"]))
-
-
-def _add_version(session: Session, storage: Storage, settings: FlowSettings, pipeline: Pipeline,
-                 ref: str) -> PipelineVersion:
     if any(v.ref == ref for v in pipeline.versions):
-        raise conflict(f"Version '{ref}' is registered already.", field="/ref", reason="duplicate_version")
-    mirror_dir = storage.root / "pipelines" / str(pipeline.id) / "mirror.git"
-    commit = git.resolve_ref(mirror_dir, ref)
-    relative = f"pipelines/{pipeline.id}/{commit}"
-    checkout = storage.resolve(relative)
-    if not checkout.exists():
-        git.export(mirror_dir, commit, checkout)
-        # A version refused after its export (a bad schema, a link out) must leave no checkout behind.
-        event.listen(session, "after_rollback", lambda _s: shutil.rmtree(checkout, ignore_errors=True), once=True)
-    files = read_pipeline_files(checkout, settings)
-    version = PipelineVersion(pipeline_id=pipeline.id, ref=ref, commit=commit, path=relative, **files)
+        raise _duplicate_version(ref)
+    return pipeline.id, pipeline.source
+
+
+def register_version(host: Host, identity: Identity, pipeline_ref: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Register another version of a git pipeline: fetch, export and read it with no session open, then write its
+    row. Blocking: call it on a worker thread."""
+    storage, ref = host.storage, body["ref"]
+    pipeline_id, source = host.run_as(identity, _version_target, pipeline_ref, ref)
+    home = storage.root / "pipelines" / str(pipeline_id)
+    git.mirror(source, home / "mirror.git")
+    version, checkout, created = _prepare_version(host.settings, home / "mirror.git", ref,
+                                                  lambda commit: storage.resolve(f"pipelines/{pipeline_id}/{commit}"))
+    try:
+        return host.run_as(identity, _record_version, pipeline_id, version)
+    except BaseException:
+        if created:
+            _drop_unused_checkout(host, identity, pipeline_id, version.commit, checkout)
+        raise
+
+
+def _record_version(session: Session, actor: Actor, pipeline_id: int, prepared: PreparedVersion) -> dict[str, Any]:
+    """The short transaction of `register_version`: one row (409 when the ref was registered meanwhile)."""
+    _may_change(session, actor)
+    pipeline = session.get(Pipeline, pipeline_id)
+    if pipeline is None:  # removed while the version was being fetched
+        raise not_found("pipeline")
+    if any(v.ref == prepared.ref for v in pipeline.versions):
+        raise _duplicate_version(prepared.ref)
+    return version_json(_add_version_row(session, pipeline, prepared))
+
+
+def _checkout_used(session: Session, actor: Actor, pipeline_id: int, commit: str) -> bool:
+    """Whether a registered version uses this checkout (a concurrent registration of the same commit won)."""
+    path = f"pipelines/{pipeline_id}/{commit}"
+    return session.scalar(select(PipelineVersion.id).where(PipelineVersion.path == path).limit(1)) is not None
+
+
+def _drop_unused_checkout(host: Host, identity: Identity, pipeline_id: int, commit: str, checkout: Path) -> None:
+    """Remove the checkout a refused version exported, unless another version of the same commit uses it."""
+    try:
+        used = host.run_as(identity, _checkout_used, pipeline_id, commit)
+    except Exception:  # the database is unreachable: keep the files rather than risk another version's
+        log.warning("Flow: keeping checkout %s of a refused version (cannot tell whether it is used)", checkout)
+        return
+    if not used:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
+def _add_version_row(session: Session, pipeline: Pipeline, prepared: PreparedVersion) -> PipelineVersion:
+    version = PipelineVersion(pipeline_id=pipeline.id, ref=prepared.ref, commit=prepared.commit,
+                              path=f"pipelines/{pipeline.id}/{prepared.commit}", **prepared.files)
     session.add(version)
-    session.flush()
+    _flush_unique(session, _duplicate_version(prepared.ref))
     return version
 
 
@@ -281,9 +415,17 @@ def remove_pipeline(session: Session, actor: Actor, storage: Storage, pipeline_r
 
 
 def ensure_bundled(session: Session, settings: FlowSettings) -> None:
-    """Register every pipeline shipped in ``pipelines/bundled/`` (a version per Flow release)."""
+    """Register every pipeline shipped in ``pipelines/bundled/`` (a version per Flow release).
+
+    Every file is read (and, for a bundled pipeline without a schema, ``nextflow config`` run) before the first
+    write, so the caller's transaction holds no write lock meanwhile."""
+    missing: list[tuple[Path, Pipeline | None, dict[str, Any]]] = []
     for directory in sorted(p for p in BUNDLED_DIR.iterdir() if (p / "main.nf").is_file()):
         pipeline = session.scalar(select(Pipeline).where(Pipeline.name == directory.name))
+        if pipeline is None or not any(v.ref == __version__ for v in pipeline.versions):
+            missing.append((directory, pipeline, read_pipeline_files(directory, settings)))
+    for directory, found, files in missing:
+        pipeline = found
         if pipeline is None:
             readme = directory / "README.md"
             summary = readme.read_text().split("\n\n")[1].strip() if readme.is_file() else ""
@@ -291,10 +433,8 @@ def ensure_bundled(session: Session, settings: FlowSettings) -> None:
                                 curated=True, description=summary[:1000])
             session.add(pipeline)
             session.flush()
-        if not any(v.ref == __version__ for v in pipeline.versions):
-            files = read_pipeline_files(directory, settings)
-            session.add(PipelineVersion(pipeline_id=pipeline.id, ref=__version__, commit="",
-                                        path=BUNDLED_PREFIX + directory.name, **files))
+        session.add(PipelineVersion(pipeline_id=pipeline.id, ref=__version__, commit="",
+                                    path=BUNDLED_PREFIX + directory.name, **files))
     session.flush()
 
 

@@ -172,6 +172,8 @@ NO_USER_IDS = {
     ("/flow/api/health", "GET"), ("/flow/api/metrics", "GET"), ("/flow/api/groups", "GET"),
     ("/flow/api/groups", "POST"), (P, "GET"),
     ("/flow/api/uploads", "OPTIONS"), ("/flow/api/uploads/([^/]+)", "OPTIONS"),
+    # The collection with a trailing slash (tusd-style client configs): creating names no object either.
+    ("/flow/api/uploads/", "OPTIONS"), ("/flow/api/uploads/", "POST"),
     ("/flow/api/pipelines", "GET"), ("/flow/api/pipelines", "POST"), (PIPE, "GET"), (PIPE, "DELETE"),
     (PIPE + "/refs", "GET"), (PIPE + "/versions", "GET"), (PIPE + "/versions", "POST"), (VER + "/form", "GET"),
     (VER + "/schema", "GET"), ("/flow/api/me", "GET"), (r"/flow/api/openapi\.json", "GET"),

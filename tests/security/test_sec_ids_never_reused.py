@@ -327,14 +327,17 @@ def snapshot(db: Database) -> dict[str, Any]:
 
 
 NEW_DATAFILE_COLUMNS = {"stat_inode", "stat_mtime_ns", "run_path", "replaces_id"}
+#: Revision 0006: claim leases.
+LEASE_COLUMNS = {"claimed_by", "claimed_at"}
+NEW_COLUMNS = {"datafiles": NEW_DATAFILE_COLUMNS, "executions": LEASE_COLUMNS, "background_jobs": LEASE_COLUMNS}
 
 
 def assert_nothing_lost(before: dict[str, Any], after: dict[str, Any]) -> None:
-    """The same rows with the same values (data files gain the new, empty columns), and the same schema apart from
-    the new column's index and foreign key and the index of outputs by execution."""
+    """The same rows with the same values (data files, executions and background jobs gain the new, empty columns),
+    and the same schema apart from the new columns' indexes and foreign key and the index of outputs by execution."""
     assert set(after["rows"]) == set(before["rows"])
     for table, rows in before["rows"].items():
-        added = NEW_DATAFILE_COLUMNS if table == "datafiles" else set()
+        added = NEW_COLUMNS.get(table, set())
         assert [{k: v for k, v in row.items() if k not in added} for row in after["rows"][table]] == rows, table
         assert all(row[k] is None for row in after["rows"][table] for k in added)
     expected = {table: dict(shape) for table, shape in before["shape"].items()}
@@ -343,6 +346,9 @@ def assert_nothing_lost(before: dict[str, Any], after: dict[str, Any]) -> None:
                                ("ix_datafiles_execution_id_id", ("execution_id", "id"), False)])
     files["foreign_keys"] = sorted([*files["foreign_keys"],
                                     ("fk_datafiles_replaces_id_datafiles", ("replaces_id",), "datafiles", "SET NULL")])
+    for table in ("executions", "background_jobs"):
+        expected[table]["indexes"] = sorted([*expected[table]["indexes"],
+                                             (f"ix_{table}_claimed_by", ("claimed_by",), False)])
     assert after["shape"] == expected
 
 

@@ -95,7 +95,7 @@ class History:
 async def settled(host) -> None:
     """Wait for the execution manager's start-up round, after which it leaves an unsubmitted 'running' row alone
     (the first round would judge it a crashed submission and relaunch it)."""
-    await wait_for_async(lambda: host.manager is not None and not host.manager._first_round,
+    await wait_for_async(lambda: host.manager is not None and host.manager.rounds > 0,
                          what="the execution manager to finish its first round", interval=0.05)
 
 

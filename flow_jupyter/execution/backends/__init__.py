@@ -1,7 +1,7 @@
 """Backends that run a Nextflow head process: on this host (`LocalBackend`) or as a Slurm job (`SlurmBackend`).
 
-They share one interface (`Backend`: submit, status, cancel, find, eta), so the execution manager never needs to
-know where a run lives; `backend_for` picks the one FlowSettings.executor names.
+They share one interface (`Backend`: submit, status, statuses, cancel, find, eta), so the execution manager never
+needs to know where a run lives; `backend_for` picks the one FlowSettings.executor names.
 """
 from __future__ import annotations
 

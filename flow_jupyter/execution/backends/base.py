@@ -11,6 +11,7 @@ import abc
 import enum
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -291,9 +292,23 @@ class Backend(abc.ABC):
     def status(self, job: BackendJob) -> JobInfo:
         """Where the job stands now; never raises for a job that simply ended or vanished."""
 
+    def statuses(self, jobs: Sequence[BackendJob]) -> dict[str, JobInfo]:
+        """Every job's `status`, keyed by job id: what the manager asks once per round for all active runs. A
+        scheduler answers it with one query for all of them (SlurmBackend); the default asks job by job, which
+        costs nothing for local processes."""
+        return {job.job_id: self.status(job) for job in jobs}
+
     @abc.abstractmethod
-    def cancel(self, job: BackendJob) -> None:
-        """Stop the job and everything it started; idempotent."""
+    def cancel(self, job: BackendJob, task_ids: Sequence[str] = ()) -> None:
+        """Stop the job and everything it started; idempotent. ``task_ids`` are the native ids of the run's
+        unfinished tasks (from its own task rows: untrusted file contents) for a backend whose tasks are jobs of
+        their own; only those of them working inside the run directory are touched."""
+
+    def successor(self, job: BackendJob, info: JobInfo) -> BackendJob | None:
+        """The head job that really runs this execution when ``job`` ended only because another head job of the same
+        run held its run directory (a duplicate of an uncertain submission was the one recorded); else None. Reads
+        files only: no scheduler call."""
+        return None
 
     @abc.abstractmethod
     def find(self, execution_uuid: str, run_dir: Path) -> BackendJob | None:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from flow_jupyter.execution.backends.base import (
@@ -162,8 +163,9 @@ class LocalBackend(Backend):
         pid = int(job.job_id)
         return self.is_alive(job) or _stat_fields(pid) is None
 
-    def cancel(self, job: BackendJob, grace_seconds: float | None = None) -> None:
-        """SIGTERM every process group of the run's session, then SIGKILL what is left after the grace period."""
+    def cancel(self, job: BackendJob, task_ids: Sequence[str] = (), grace_seconds: float | None = None) -> None:
+        """SIGTERM every process group of the run's session, then SIGKILL what is left after the grace period.
+        Local tasks are processes of that session, so ``task_ids`` are not needed."""
         grace = self.cancel_grace_seconds if grace_seconds is None else grace_seconds
         mark_cancel_requested(Path(job.run_dir))
         sid = int(job.job_id)
