@@ -24,6 +24,15 @@ UPLOAD_BYTES = Counter("flow_upload_bytes_total", "Bytes received by resumable u
 UPLOADS_COMPLETED = Counter("flow_uploads_completed_total", "Uploads that became data files.", registry=REGISTRY)
 ACTIVE_UPLOADS = Gauge("flow_uploads_active", "Upload requests streaming right now.", registry=REGISTRY)
 DOWNLOAD_BYTES = Counter("flow_download_bytes_total", "Bytes sent by file and zip downloads.", registry=REGISTRY)
+SCHEDULER_COMMANDS = Counter(
+    "flow_scheduler_commands_total", "Commands Flow ran against the batch scheduler (sbatch, squeue, scancel, …), by "
+    "command and outcome: ok, failed (a non-zero exit that is an answer), unavailable (unreachable or timed out).",
+    ["command", "outcome"], registry=REGISTRY,
+)
+SCHEDULER_REACHABLE = Gauge(
+    "flow_scheduler_reachable", "1 while the last status query of a backend was answered, 0 while it is unreachable.",
+    ["backend"], registry=REGISTRY,
+)
 
 
 class PoolCollector:

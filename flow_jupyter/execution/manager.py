@@ -39,6 +39,7 @@ from .. import permissions
 from ..db import leases
 from ..db.models import Execution, PipelineVersion, ProcessExecution
 from ..errors import FlowError
+from ..metrics import SCHEDULER_REACHABLE
 from ..pipelines import forms, registry
 from ..seams import Host
 from . import inputs
@@ -386,7 +387,9 @@ class ExecutionManager:
             except FlowError as exc:  # unreachable: back off, keep following the files, decide later
                 lane.backoff = min(max(lane.backoff * 2, poll), self.host.settings.scheduler_backoff_max_seconds)
                 lane.error, lane.due, lane.last = exc.message, time.monotonic() + lane.backoff, started
+                SCHEDULER_REACHABLE.labels(backend_name).set(0)
                 continue
+            SCHEDULER_REACHABLE.labels(backend_name).set(1)
             with self._lanes_lock:
                 lane.infos = {**{job.job_id: info for job in jobs if (info := infos.get(job.job_id)) is not None}}
                 lane.error, lane.backoff, lane.last = None, 0.0, started

@@ -72,6 +72,7 @@ from flow_jupyter.execution.backends.base import (
     write_head_file,
 )
 from flow_jupyter.execution.runfiles import CANCEL_FILE, EXIT_CODE_FILE, SLURM_OUTPUT_FILE
+from flow_jupyter.metrics import SCHEDULER_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -298,15 +299,20 @@ class SlurmBackend(Backend):
         ``submitting`` names the job an sbatch submits: when that sbatch times out, the controller may still have
         taken (or later take) the job, so the 503 says the submission is uncertain, never that nothing was
         submitted; the next `submit` looks for the job by that name first."""
+        command = Path(argv[0]).name[:32]
         try:
             result = self.runner(argv, timeout=self.command_timeout, env=self.settings.slurm_env(), check=False,
                                  input=input)
         except proc.CommandError as exc:
+            SCHEDULER_COMMANDS.labels(command, "unavailable").inc()
             if submitting and exc.why.startswith("timed out"):
                 self._uncertain_since[submitting] = None
                 raise self._uncertain(submitting, f"sbatch did not answer within {self.command_timeout:g} s")
             raise FlowError(503, "scheduler_unavailable", f"Slurm is not available: {exc.summary()}") from None
-        if result.returncode != 0 and _UNAVAILABLE.search(result.stderr + result.stdout):
+        unreachable = result.returncode != 0 and bool(_UNAVAILABLE.search(result.stderr + result.stdout))
+        outcome = "unavailable" if unreachable else "ok" if result.returncode == 0 else "failed"
+        SCHEDULER_COMMANDS.labels(command, outcome).inc()
+        if unreachable:
             last = (result.stderr or result.stdout).strip().splitlines()[-1]
             if submitting and _UNCERTAIN.search(result.stderr + result.stdout):
                 self._uncertain_since[submitting] = None
