@@ -17,29 +17,26 @@ import secrets
 import socket
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
+
+from ..procinfo import boot_id, process_start_ticks
 
 _SEPARATOR = "|"
 
 
 def _boot_id() -> str:
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        return boot_id()[:8]
     except OSError:
         return "noboot"
 
 
 def _start_ticks(pid: int) -> str | None:
-    """A process's start time in clock ticks after boot (/proc/<pid>/stat field 22): with the pid, its identity."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()[19]
+    ticks = process_start_ticks(pid)
+    return None if ticks is None else str(ticks)
 
 
 def host_identity(name: str = "") -> str:

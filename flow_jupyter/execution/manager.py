@@ -96,7 +96,6 @@ class _Lane:
     due: float = 0.0
     backoff: float = 0.0
     last: float = 0.0
-    rounds: int = 0
 
 
 def _describe(exc: FlowError) -> str:
@@ -262,11 +261,14 @@ class ExecutionManager:
                 run_dir = self.host.storage.resolve(execution.run_dir)
                 backend = self.backend(execution.backend)
                 execution_uuid = execution.uuid
-                recorded = read_head_file(run_dir, execution_uuid)
-                plan = None if recorded is not None else self._plan(session, execution)
-            if plan is None:
-                job = backend.find(execution_uuid, run_dir) or self._resubmit(execution_id)
-            else:
+                # A head job this launch recorded before its host stopped: adopt it, whatever became of it.
+                recorded = read_head_file(run_dir, execution_uuid) is not None
+                plan = None if recorded else self._plan(session, execution)
+            job = backend.find(execution_uuid, run_dir) if recorded else None
+            if job is None:
+                if plan is None:  # recorded, but for another backend: plan afresh
+                    with self.host.db.session() as session:
+                        plan = self._plan(session, session.get_one(Execution, execution_id))
                 plan.write()
                 job = backend.submit(plan.launch(execution_uuid))
         except FlowError as exc:
@@ -303,15 +305,6 @@ class ExecutionManager:
         if cancel_now:
             self.backend(job.backend).cancel(job)
         self.wake()
-
-    def _resubmit(self, execution_id: int) -> BackendJob:
-        """A head.json for this launch exists but its job is gone from the backend: plan again and submit."""
-        with self.host.db.session() as session:
-            execution = session.get_one(Execution, execution_id)
-            plan = self._plan(session, execution)
-            execution_uuid, backend = execution.uuid, self.backend(execution.backend)
-        plan.write()
-        return backend.submit(plan.launch(execution_uuid))
 
     def _submit_failed(self, execution_id: int, exc: FlowError) -> None:
         """A scheduler outage keeps the launch pending (claimed, retried); a refusal fails it."""
@@ -391,10 +384,9 @@ class ExecutionManager:
                 continue
             SCHEDULER_REACHABLE.labels(backend_name).set(1)
             with self._lanes_lock:
-                lane.infos = {**{job.job_id: info for job in jobs if (info := infos.get(job.job_id)) is not None}}
+                lane.infos = {job.job_id: infos[job.job_id] for job in jobs if job.job_id in infos}
                 lane.error, lane.backoff, lane.last = None, 0.0, started
                 lane.due = time.monotonic() + poll
-                lane.rounds += 1
         self.wake()
 
     def _info(self, backend_name: str, job: BackendJob) -> tuple[JobInfo | None, str | None]:
@@ -468,9 +460,9 @@ class ExecutionManager:
                 notes["backend_error"] = scheduler_error
             elif info is not None:
                 notes.pop("backend_error", None)
-                notes["queue_eta"] = info.queue_eta.isoformat() if info.queue_eta else None
-                if notes["queue_eta"] is None:
-                    notes.pop("queue_eta")
+                notes.pop("queue_eta", None)
+                if info.queue_eta is not None:
+                    notes["queue_eta"] = info.queue_eta.isoformat()
             if monitor.state.status in FINAL:
                 self.want_status()
             if info is not None and (info.status.terminal or info.status == BackendState.UNKNOWN):

@@ -34,6 +34,7 @@ from flow_jupyter.execution.backends.base import (
 )
 from flow_jupyter.execution.runfiles import CANCEL_FILE, EXIT_CODE_FILE, LOCAL_STDERR_FILE, LOCAL_STDOUT_FILE
 from flow_jupyter.fsutil import atomic_write_text
+from flow_jupyter.procinfo import boot_id, process_start_ticks, stat_fields
 
 #: Seconds between SIGTERM to the run's processes and SIGKILL to whatever is left (Nextflow cleans up on SIGTERM).
 CANCEL_GRACE_SECONDS = 10.0
@@ -41,25 +42,6 @@ WRAPPER_MODULE = "flow_jupyter.execution.backends.local"
 
 
 # --- /proc helpers (Linux) -------------------------------------------------------------------------------------
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat from field 3 (state) on; the command name may hold spaces and parentheses."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return text[text.rindex(")") + 2:].split()
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of a process in clock ticks after boot (field 22): with the pid, a unique process identity."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def boot_id() -> str:
-    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-
-
 def _boot_time() -> float:
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("btime "):
@@ -73,7 +55,7 @@ def _session_pgids(sid: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields and int(fields[3]) == sid and fields[0] not in ("Z", "X"):
             groups.add(int(fields[2]))
     return groups
@@ -116,7 +98,7 @@ class LocalBackend(Backend):
     def is_alive(self, job: BackendJob) -> bool:
         """True while the recorded process itself (same pid, start time and boot) runs and is not a zombie."""
         pid = int(job.job_id)
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if not fields or fields[0] in ("Z", "X"):
             self._reap(pid)
             return False
@@ -161,7 +143,7 @@ class LocalBackend(Backend):
         """Whether processes in session <pid> are ours: the pid is our live process, or no process holds it (Linux
         never reuses a pid while a session or group still carries it, so survivors with that session id are ours)."""
         pid = int(job.job_id)
-        return self.is_alive(job) or _stat_fields(pid) is None
+        return self.is_alive(job) or stat_fields(pid) is None
 
     def cancel(self, job: BackendJob, task_ids: Sequence[str] = (), grace_seconds: float | None = None) -> None:
         """SIGTERM every process group of the run's session, then SIGKILL what is left after the grace period.
